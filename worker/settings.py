@@ -1,0 +1,101 @@
+"""Settings: one typed object read from ``JOBTASK_*`` environment variables.
+
+Every face (worker, HTTP API, CLI, benchmark) builds one ``Settings`` and
+passes it on; nothing else reads the environment. A bad value fails at start
+with a message that names the variable.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class TokenScope(BaseSettings):
+    """What one API token may read: a domain, optionally narrowed to workspaces."""
+
+    model_config = SettingsConfigDict(extra="forbid")
+
+    domain_id: str = Field(min_length=1)
+    workspace_ids: list[str] | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JOBTASK_", extra="ignore")
+
+    # Where events come from and where JobTasks live. Unset means "start the
+    # embedded Redis and store" (``make run``); production sets both.
+    broker_url: str | None = None
+    mongo_url: str | None = None
+    mongo_db: str = Field(default="cost_analysis", min_length=1)
+    queue: str = Field(default="job_task_events", min_length=1)
+    data_dir: Path = Path("./.jobtask")
+
+    # Delivery. A message is redelivered if it is not acknowledged within the
+    # visibility timeout, so it must exceed the longest batch including its
+    # store retries (store_retry_budget).
+    visibility_timeout: float = Field(default=300.0, gt=0)
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+    batch_interval: float = Field(default=0.05, gt=0)
+    store_retry_budget: float = Field(default=120.0, gt=0)
+    store_retry_base: float = Field(default=0.2, gt=0)
+    store_retry_cap: float = Field(default=10.0, gt=0)
+    store_timeout_ms: int = Field(default=5_000, ge=100)
+    max_events_per_task: int = Field(default=100_000, ge=10)
+
+    # Read API.
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=0, le=65535)
+    api_tokens: Annotated[dict[str, TokenScope], NoDecode] = Field(default_factory=dict)
+    query_time_limit_ms: int = Field(default=10_000, ge=1)
+    max_page_size: int = Field(default=1_000, ge=1)
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _tokens_from_json(cls, value):
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return {}
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a JSON object of token -> scope ({exc.msg})") from None
+
+    @field_validator("store_retry_budget")
+    @classmethod
+    def _budget_fits_visibility(cls, value, info):
+        timeout = info.data.get("visibility_timeout")
+        if timeout is not None and value >= timeout:
+            raise ValueError(
+                "must be shorter than JOBTASK_VISIBILITY_TIMEOUT, or messages held "
+                "during a store outage are redelivered while still in work"
+            )
+        return value
+
+
+class SettingsError(SystemExit):
+    """Raised at start when a JOBTASK_* variable is invalid; its text names it."""
+
+
+def load_settings(**overrides) -> Settings:
+    """Read the environment (plus ``overrides``), naming the bad variable on failure."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            problems.append(f"JOBTASK_{field.upper()}: {error['msg']}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return load_settings()
