@@ -1,0 +1,314 @@
+"""The JobTask lifecycle rules: pure functions over plain data, no I/O.
+
+A stored JobTask is a deterministic function of the *set* of distinct events
+accepted for it, whatever order, duplication or concurrency they came with.
+The rules make that true by reducing every event to a ``Summary`` whose
+``merge`` is commutative, associative and has an identity:
+
+- ``created`` fixes the identity fields; ``created_at`` is its occurred_at
+  (the earliest, should an identical created be sent twice).
+- ``started_at`` is the earliest started occurred_at. A started moves a task
+  that has no terminal event to IN_PROGRESS.
+- The terminal status is that of the terminal event with the earliest
+  ``(occurred_at, event_id)``; ``finished_at`` is its occurred_at; a failure
+  brings ``error_code`` / ``error_message``. A later terminal event changes
+  nothing: neither status nor times nor counts.
+- ``created_count`` is the sum of ``created_count_delta`` over progressed
+  events plus that of the deciding terminal event when it is a success.
+- ``updated_at`` is the latest occurred_at among the events that count:
+  created, started, progressed and the deciding terminal event.
+
+Which events are accepted (the same event_id twice, a second created with
+other identity fields, another domain's event) is decided by ``fold`` here and
+by ``worker.store`` in MongoDB; ``worker.store`` translates ``merge`` into one
+atomic update pipeline. The property tests hold the two to the same answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable
+
+from worker.events import (
+    Canceled,
+    Created,
+    Event,
+    Failed,
+    Progressed,
+    Started,
+    Succeeded,
+    TimedOut,
+    event_fingerprint,
+    identity_fingerprint,
+)
+
+PENDING = "PENDING"
+IN_PROGRESS = "IN_PROGRESS"
+SUCCESS = "SUCCESS"
+FAILURE = "FAILURE"
+CANCELED = "CANCELED"
+TIMEOUT = "TIMEOUT"
+STATUSES = (PENDING, IN_PROGRESS, SUCCESS, FAILURE, CANCELED, TIMEOUT)
+TERMINAL_STATUSES = frozenset({SUCCESS, FAILURE, CANCELED, TIMEOUT})
+
+TERMINAL_STATUS_OF = {
+    Succeeded: SUCCESS,
+    Failed: FAILURE,
+    Canceled: CANCELED,
+    TimedOut: TIMEOUT,
+}
+
+
+@dataclass(frozen=True)
+class Terminal:
+    """The terminal event that decides a task's end."""
+
+    occurred_at: datetime
+    event_id: str
+    status: str
+    error_code: str | None = None
+    error_message: str | None = None
+    created_count_delta: int = 0
+
+    def precedes(self, other: "Terminal | None") -> bool:
+        """Earliest (occurred_at, event_id) wins, so arrival order does not matter."""
+        if other is None:
+            return True
+        return (self.occurred_at, self.event_id) < (other.occurred_at, other.event_id)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a set of accepted events says about one task (identity aside)."""
+
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    progress_count: int = 0
+    activity_at: datetime | None = None
+    terminal: Terminal | None = None
+
+
+EMPTY = Summary()
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def merge(a: Summary, b: Summary) -> Summary:
+    """Join two summaries; commutative and associative, EMPTY is its identity."""
+    terminal = a.terminal
+    if b.terminal is not None and b.terminal.precedes(terminal):
+        terminal = b.terminal
+    return Summary(
+        created_at=_earliest(a.created_at, b.created_at),
+        started_at=_earliest(a.started_at, b.started_at),
+        progress_count=a.progress_count + b.progress_count,
+        activity_at=_latest(a.activity_at, b.activity_at),
+        terminal=terminal,
+    )
+
+
+def summarize(event: Event, occurred_at: datetime) -> Summary:
+    """The summary of one accepted event; ``occurred_at`` is already defaulted."""
+    if isinstance(event, Created):
+        return Summary(created_at=occurred_at, activity_at=occurred_at)
+    if isinstance(event, Started):
+        return Summary(started_at=occurred_at, activity_at=occurred_at)
+    if isinstance(event, Progressed):
+        return Summary(progress_count=event.created_count_delta, activity_at=occurred_at)
+    status = TERMINAL_STATUS_OF[type(event)]
+    return Summary(
+        terminal=Terminal(
+            occurred_at=occurred_at,
+            event_id=event.event_id,
+            status=status,
+            error_code=event.error_code if isinstance(event, Failed) else None,
+            error_message=event.error_message if isinstance(event, Failed) else None,
+            created_count_delta=event.created_count_delta if isinstance(event, Succeeded) else 0,
+        )
+    )
+
+
+def summarize_all(items: Iterable[tuple[Event, datetime]]) -> Summary:
+    total = EMPTY
+    for event, occurred_at in items:
+        total = merge(total, summarize(event, occurred_at))
+    return total
+
+
+def status_of(summary: Summary) -> str:
+    if summary.terminal is not None:
+        return summary.terminal.status
+    return IN_PROGRESS if summary.started_at is not None else PENDING
+
+
+def project(identity: Created, summary: Summary) -> dict:
+    """The JobTask as readers see it: seed field names, absent when empty."""
+    terminal = summary.terminal
+    task = {
+        "job_task_id": identity.job_task_id,
+        "status": status_of(summary),
+        "options": identity.options,
+        "created_count": summary.progress_count
+        + (terminal.created_count_delta if terminal else 0),
+        "resource_group": identity.resource_group,
+        "domain_id": identity.domain_id,
+        "workspace_id": identity.workspace_id,
+        "job_id": identity.job_id,
+        "data_source_id": identity.data_source_id,
+        "created_at": summary.created_at,
+        "started_at": summary.started_at,
+        "updated_at": _latest(summary.activity_at, terminal.occurred_at if terminal else None),
+        "finished_at": terminal.occurred_at if terminal else None,
+    }
+    if terminal is not None and terminal.status == FAILURE:
+        task["error_code"] = terminal.error_code
+        task["error_message"] = terminal.error_message
+    return {key: value for key, value in task.items() if value is not None}
+
+
+# --- acceptance ------------------------------------------------------------
+
+APPLIED = "applied"
+DUPLICATE = "duplicate"
+IGNORED = "ignored"
+PARKED = "parked"
+CONFLICT = "conflict"
+REJECTED = "rejected"
+# Outcomes whose event is part of the task's accepted set (for rebuilds).
+ACCEPTED_OUTCOMES = frozenset({APPLIED, DUPLICATE, IGNORED})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the worker did with one delivery, as the event history records it."""
+
+    kind: str
+    reason: str | None = None
+
+    @property
+    def dead_letter(self) -> bool:
+        return self.kind in (CONFLICT, REJECTED)
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """The outcome of ``fold``: the visible task (None until created) and more."""
+
+    task: dict | None
+    summary: Summary
+    outcomes: tuple[Outcome, ...]
+
+
+def fold(deliveries: Iterable[tuple[Event, datetime]]) -> TaskState:
+    """Reference model: apply deliveries of one job task in arrival order.
+
+    Each item is an event with its effective occurred_at. Events that arrive
+    before the task's created are kept and count once it arrives (when their
+    domain matches). This is the specification the store is tested against.
+    """
+    identity: Created | None = None
+    seen: dict[str, str] = {}  # event_id -> fingerprint of the accepted content
+    summary = EMPTY
+    waiting: list[tuple[int, Event, datetime]] = []
+    outcomes: list[Outcome] = []
+
+    def accept(index: int, event: Event, occurred_at: datetime) -> None:
+        nonlocal summary
+        fingerprint = event_fingerprint(event)
+        if event.domain_id != identity.domain_id:
+            outcomes[index] = Outcome(REJECTED, "domain_id does not match the job task's")
+        elif event.event_id in seen:
+            same = seen[event.event_id] == fingerprint
+            outcomes[index] = (
+                Outcome(DUPLICATE, "event_id already applied")
+                if same
+                else Outcome(CONFLICT, "event_id already applied with different content")
+            )
+        else:
+            seen[event.event_id] = fingerprint
+            summary = merge(summary, summarize(event, occurred_at))
+            decided = summary.terminal
+            superseded = decided is not None and decided.event_id != event.event_id
+            if isinstance(event, tuple(TERMINAL_STATUS_OF)) and superseded:
+                outcomes[index] = Outcome(IGNORED, f"task already ended by {decided.event_id}")
+            else:
+                outcomes[index] = Outcome(APPLIED)
+
+    for index, (event, occurred_at) in enumerate(deliveries):
+        outcomes.append(Outcome(PARKED, "waiting for the job task's created event"))
+        if isinstance(event, Created):
+            if identity is None:
+                identity = event
+                accept(index, event, occurred_at)
+                for parked_index, parked, parked_at in waiting:
+                    accept(parked_index, parked, parked_at)
+                waiting.clear()
+            elif identity_fingerprint(event) != identity_fingerprint(identity):
+                outcomes[index] = Outcome(CONFLICT, "created again with different identity fields")
+            else:
+                accept(index, event, occurred_at)
+        elif identity is None:
+            waiting.append((index, event, occurred_at))
+        else:
+            accept(index, event, occurred_at)
+
+    task = project(identity, summary) if identity is not None else None
+    return TaskState(task=task, summary=summary, outcomes=tuple(outcomes))
+
+
+
+@dataclass(frozen=True)
+class StoredView:
+    """What the store holds about one task, as far as judging a delivery needs."""
+
+    domain_id: str
+    identity: str | None
+    terminal_event_id: str | None
+    applied: dict[str, tuple[str, str]]  # event_id -> (fingerprint, batch_id)
+    applied_count: int
+
+
+RETRY = Outcome("retry", "not applied yet: another event of the batch was already applied")
+
+
+def judge(
+    event: Event,
+    fingerprint: str,
+    batch_id: str,
+    view: StoredView | None,
+    max_events: int,
+) -> Outcome:
+    """What became of one event, from the store's state after the batch wrote.
+
+    The store's guarded updates decide; this reads their decision back: the
+    event's marker in ``_applied`` says whether it is in the task's set, and
+    whose batch put it there. ``RETRY`` means the grouped update skipped it
+    because another event of its group was already applied; the caller
+    applies it again on its own.
+    """
+    if view is None:
+        return Outcome(PARKED, "waiting for the job task's created event")
+    if isinstance(event, Created) and identity_fingerprint(event) != view.identity:
+        return Outcome(CONFLICT, "created again with different identity fields")
+    if event.domain_id != view.domain_id:
+        return Outcome(REJECTED, "domain_id does not match the job task's")
+    marker = view.applied.get(event.event_id)
+    if marker is None:
+        if view.applied_count >= max_events:
+            return Outcome(REJECTED, f"the job task has reached its limit of {max_events} events")
+        return RETRY
+    applied_fingerprint, applied_by = marker
+    if applied_fingerprint != fingerprint:
+        return Outcome(CONFLICT, "event_id already applied with different content")
+    if applied_by != batch_id:
+        return Outcome(DUPLICATE, "event_id already applied")
+    if isinstance(event, tuple(TERMINAL_STATUS_OF)) and view.terminal_event_id != event.event_id:
+        return Outcome(IGNORED, f"task already ended by {view.terminal_event_id}")
+    return Outcome(APPLIED)
