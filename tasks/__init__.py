@@ -1,0 +1,1 @@
+"""The Celery tasks through which producers send lifecycle events."""
