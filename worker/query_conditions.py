@@ -1,0 +1,181 @@
+"""One SpaceONE filter condition ``{k, v, o}`` → one MongoDB clause; no I/O.
+
+Shared by list filters (``worker.query``) and aggregate ``match`` stages
+(``worker.stat_query``), which resolve keys differently, so the key resolver
+is passed in. Operators and their value rules follow SpaceONE core:
+list operators need a list, the others refuse one; ``contain*`` and
+``regex*`` are case-insensitive; datetime fields compare as datetimes.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from worker.errors import (
+    ERROR_DB_QUERY,
+    ERROR_INVALID_PARAMETER_TYPE,
+    ERROR_OPERATOR_BOOLEAN_TYPE,
+    ERROR_OPERATOR_DICT_VALUE_TYPE,
+    ERROR_OPERATOR_LIST_VALUE_TYPE,
+    ERROR_OPERATOR_VALUE_TYPE,
+)
+from worker.query_fields import KeyResolver
+
+# --- values -----------------------------------------------------------------------------
+
+
+def parse_iso8601(value: Any, where: str) -> datetime:
+    """An ISO 8601 text as an aware UTC datetime (a naive one is taken as UTC)."""
+    if not isinstance(value, str):
+        raise ERROR_DB_QUERY(reason=f"{where}: the value must be an ISO 8601 text.")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ERROR_DB_QUERY(reason=f"{where}: '{value}' is not an ISO 8601 datetime.") from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+_TIMEDIFF = re.compile(
+    r"^\s?(?P<base>now(?:/[dwm])?)\s?(?:(?P<sign>[+-])\s?(?P<number>\d{1,9})(?P<unit>[smhdw]))?\s?$"
+)
+_TIMEDIFF_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_timediff(value: Any, now: datetime) -> datetime:
+    """``now``, ``now/d``, ``now/w`` (Monday), ``now/m`` with an optional ``+N``/``-N`` unit."""
+    match = _TIMEDIFF.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ERROR_DB_QUERY(reason=f"The value of timediff operator is invalid. (value = {value})")
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    base = {
+        "now": now,
+        "now/d": midnight,
+        "now/w": midnight - timedelta(days=now.weekday()),
+        "now/m": midnight.replace(day=1),
+    }[match["base"]]
+    if not match["sign"]:
+        return base
+    try:
+        delta = timedelta(**{_TIMEDIFF_UNITS[match["unit"]]: int(match["number"])})
+        return base + delta if match["sign"] == "+" else base - delta
+    except OverflowError:
+        raise ERROR_DB_QUERY(
+            reason=f"The value of timediff operator is out of range. (value = {value})"
+        ) from None
+
+
+def _as_datetime_if(is_datetime: bool, value: Any, where: str) -> Any:
+    # Datetime fields compare as datetimes: an ISO text becomes a BSON date.
+    if is_datetime and isinstance(value, str):
+        return parse_iso8601(value, where)
+    return value
+
+
+def _text(value: Any, operator: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ERROR_INVALID_PARAMETER_TYPE(key=f"query.filter ({operator})", type="str")
+    return str(value)
+
+
+def _regex(value: Any, operator: str) -> str:
+    if not isinstance(value, str):
+        raise ERROR_INVALID_PARAMETER_TYPE(key=f"query.filter ({operator})", type="str")
+    try:
+        re.compile(value)
+    except (re.error, RecursionError, OverflowError):
+        raise ERROR_DB_QUERY(
+            reason=f"The value of {operator} operator is not a regular expression. (value = {value})"
+        ) from None
+    return value
+
+
+def _any_of(patterns: list[str]) -> str:
+    return "|".join(f"(?:{pattern})" for pattern in patterns)
+
+
+# --- conditions ---------------------------------------------------------------------------
+
+# operator -> takes a list value
+OPERATORS = {
+    "eq": False, "not": False, "exists": False, "contain": False, "not_contain": False,
+    "in": True, "not_in": True, "contain_in": True, "not_contain_in": True,
+    "lt": False, "lte": False, "gt": False, "gte": False, "match": False,
+    "regex": False, "regex_in": True,
+    "datetime_lt": False, "datetime_lte": False, "datetime_gt": False, "datetime_gte": False,
+    "timediff_lt": False, "timediff_lte": False, "timediff_gt": False, "timediff_gte": False,
+}
+_COMPARISONS = {"lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte"}
+
+
+def _pick(item: dict, long: str, short: str) -> tuple[bool, Any]:
+    if long in item:
+        return True, item[long]
+    if short in item:
+        return True, item[short]
+    return False, None
+
+
+def build_condition(item: Any, resolve: KeyResolver, now: datetime, where: str = "query.filter") -> dict:
+    """One ``{k, v, o}`` item as a one-key MongoDB clause ``{path: condition}``."""
+    if not isinstance(item, dict):
+        raise ERROR_DB_QUERY(reason="Filter condition should have key, value and operator.")
+    _, key = _pick(item, "key", "k")
+    has_value, value = _pick(item, "value", "v")
+    _, operator = _pick(item, "operator", "o")
+    if not isinstance(operator, str) or operator not in OPERATORS:
+        raise ERROR_DB_QUERY(
+            reason=f"Filter operator is not supported. (operator = {', '.join(OPERATORS)})"
+        )
+    condition = {"key": key, "value": value, "operator": operator}
+    if OPERATORS[operator] and not isinstance(value, list):
+        raise ERROR_OPERATOR_LIST_VALUE_TYPE(operator=operator, condition=condition)
+    if not OPERATORS[operator] and isinstance(value, list):
+        raise ERROR_OPERATOR_VALUE_TYPE(operator=operator, condition=condition)
+    if key is None or key == "" or not has_value:
+        raise ERROR_DB_QUERY(reason="Filter condition should have key, value and operator.")
+    path, is_datetime = resolve(key, f"{where}.k")
+    return {path: _condition(operator, value, is_datetime, now, condition)}
+
+
+def _condition(operator: str, value: Any, is_datetime: bool, now: datetime, condition: dict) -> Any:
+    where = f"{condition['key']} ({operator})"
+    if operator == "eq":
+        return {"$eq": _as_datetime_if(is_datetime, value, where)}
+    if operator == "not":
+        return {"$ne": _as_datetime_if(is_datetime, value, where)}
+    if operator in _COMPARISONS:
+        return {_COMPARISONS[operator]: _as_datetime_if(is_datetime, value, where)}
+    if operator == "exists":
+        if not isinstance(value, bool):
+            raise ERROR_OPERATOR_BOOLEAN_TYPE(operator=operator, condition=condition)
+        return {"$exists": value}
+    if operator in ("in", "not_in"):
+        values = [_as_datetime_if(is_datetime, one, where) for one in value]
+        return {"$in" if operator == "in" else "$nin": values}
+    if operator in ("contain", "not_contain"):
+        pattern = {"$regex": re.escape(_text(value, operator)), "$options": "i"}
+        return pattern if operator == "contain" else {"$not": pattern}
+    if operator in ("contain_in", "not_contain_in"):
+        if not value:  # contains one of nothing: never; contains none of nothing: always
+            return {"$in": []} if operator == "contain_in" else {"$nin": []}
+        texts = [re.escape(_text(one, operator)) for one in value]
+        pattern = {"$regex": _any_of(texts), "$options": "i"}
+        return pattern if operator == "contain_in" else {"$not": pattern}
+    if operator == "match":
+        if not isinstance(value, dict):
+            raise ERROR_OPERATOR_DICT_VALUE_TYPE(operator=operator, condition=condition)
+        return {"$elemMatch": value}
+    if operator == "regex":
+        return {"$regex": _regex(value, operator), "$options": "i"}
+    if operator == "regex_in":
+        if not value:
+            return {"$in": []}
+        return {"$regex": _any_of([_regex(one, operator) for one in value]), "$options": "i"}
+    comparison = _COMPARISONS[operator.split("_", 1)[1]]
+    if operator.startswith("datetime_"):
+        return {comparison: parse_iso8601(value, f"The value of {operator} operator")}
+    return {comparison: parse_timediff(value, now)}

@@ -1,0 +1,101 @@
+"""The JobTask fields a query may name, and the guard every request body passes.
+
+Keys are JobTask field names or dotted paths into ``options``, nothing else;
+a ``$`` key anywhere in a body, an internal ``_`` field, or data BSON cannot
+carry (lone surrogates, NUL in keys, integers beyond 64 bits) is refused here
+with a coded 400, before anything is built for MongoDB.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from worker.errors import ERROR_INVALID_PARAMETER, ERROR_INVALID_PARAMETER_TYPE
+
+JOB_TASK_FIELDS = (
+    "job_task_id", "status", "options", "created_count", "error_code", "error_message",
+    "resource_group", "job_id", "data_source_id", "domain_id", "workspace_id",
+    "created_at", "started_at", "updated_at", "finished_at",
+)
+DATETIME_FIELDS = frozenset({"created_at", "started_at", "updated_at", "finished_at"})
+MINIMAL_FIELDS = ("job_task_id", "status", "created_count", "job_id", "data_source_id", "workspace_id")
+STATUSES = ("PENDING", "IN_PROGRESS", "SUCCESS", "FAILURE", "CANCELED", "TIMEOUT")
+TIEBREAKER = ("job_task_id", 1)
+DEFAULT_SORT = (("created_at", -1), TIEBREAKER)
+INT64 = (-(2**63), 2**63 - 1)
+MAX_DEPTH = 32
+
+# --- the whole body: no operators, nothing BSON cannot carry ---------------------------
+
+
+def check_body(body: Any, where: str = "body") -> dict:
+    """Refuse a body that is not an object, or that hides an operator or unencodable data."""
+    if not isinstance(body, dict):
+        raise ERROR_INVALID_PARAMETER_TYPE(key=where, type="object")
+    _walk(body, where, 0)
+    return body
+
+
+def _walk(value: Any, where: str, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise ERROR_INVALID_PARAMETER(key=where, reason=f"nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ERROR_INVALID_PARAMETER_TYPE(key=where, type="object with string keys")
+            _check_text(key, where)
+            if key.startswith("$"):
+                raise ERROR_INVALID_PARAMETER(
+                    key=f"{where}.{key}", reason="MongoDB operators ('$...') are not allowed"
+                )
+            if "\x00" in key:
+                raise ERROR_INVALID_PARAMETER(key=where, reason="a key contains a NUL character")
+            _walk(item, f"{where}.{key}", depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _walk(item, where, depth + 1)
+    elif isinstance(value, str):
+        _check_text(value, where)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not INT64[0] <= value <= INT64[1]:
+            raise ERROR_INVALID_PARAMETER(key=where, reason="integer out of the 64-bit range")
+
+
+def _check_text(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ERROR_INVALID_PARAMETER(key=where, reason="text is not valid UTF-8") from None
+
+
+# --- keys -------------------------------------------------------------------------------
+
+
+def field_path(key: Any, where: str) -> str:
+    """A JobTask field name or a dotted path into ``options``; anything else is refused."""
+    if not isinstance(key, str):
+        raise ERROR_INVALID_PARAMETER_TYPE(key=where, type="str")
+    segments = key.split(".")
+    if any(not segment for segment in segments) or "\x00" in key:
+        raise ERROR_INVALID_PARAMETER(key=where, reason=f"'{key}' is not a field path")
+    if any(segment.startswith("$") for segment in segments):
+        raise ERROR_INVALID_PARAMETER(
+            key=where, reason=f"'{key}': MongoDB operators ('$...') are not allowed"
+        )
+    head = segments[0]
+    if head not in JOB_TASK_FIELDS or (len(segments) > 1 and head != "options"):
+        raise ERROR_INVALID_PARAMETER(
+            key=where,
+            reason=f"'{key}' is not a JobTask field (use one of {', '.join(JOB_TASK_FIELDS)}, "
+            "or options.<path>)",
+        )
+    return key
+
+
+def document_ref(key: Any, where: str) -> tuple[str, bool]:
+    """Resolve a key against stored documents: (MongoDB path, compares as datetime)."""
+    path = field_path(key, where)
+    return path, path in DATETIME_FIELDS
+
+
+KeyResolver = Callable[[Any, str], tuple[str, bool]]

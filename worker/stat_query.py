@@ -1,0 +1,404 @@
+"""SpaceONE ``StatisticsQuery`` → MongoDB aggregation or distinct plan; no I/O.
+
+``aggregate`` is a list of stages (unwind, group, count, sort, project, limit,
+skip, match) translated one by one, as SpaceONE core does. Keys are checked
+against what exists at that point of the pipeline: JobTask fields (and
+``options.*``) before the first group/project/count, the names those stages
+produced after it; group keys live under ``_id`` and are resolved there. Every
+user value inside an expression is wrapped in ``$literal`` so a text such as
+``"$domain_id"`` stays a text. The scoped filter always comes first.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from worker.errors import (
+    ERROR_DB_QUERY,
+    ERROR_INVALID_PARAMETER,
+    ERROR_INVALID_PARAMETER_TYPE,
+    ERROR_REQUIRED_PARAMETER,
+)
+from worker.query import (
+    LIST_PARAMS,
+    Scope,
+    check_params,
+    page_window,
+    param_clauses,
+    query_of,
+    scoped_filter,
+    sort_spec,
+    user_clauses,
+)
+from worker.query_conditions import build_condition, parse_iso8601
+from worker.query_fields import document_ref, field_path
+
+STAT_QUERY_KEYS = frozenset({"aggregate", "distinct", "filter", "filter_or", "page", "keyword"})
+STAGES = ("unwind", "group", "count", "sort", "project", "limit", "skip", "match")
+GROUP_OPERATORS = {
+    "count": "$sum",
+    "sum": "$sum",
+    "average": "$avg",
+    "max": "$max",
+    "min": "$min",
+    "first": "$first",
+    "last": "$last",
+    "push": "$push",
+    "add_to_set": "$addToSet",
+    "merge_objects": "$mergeObjects",
+}
+CONDITION_OPERATORS = {
+    "eq": "$eq",
+    "not": "$ne",
+    "gt": "$gt",
+    "gte": "$gte",
+    "lt": "$lt",
+    "lte": "$lte",
+}
+PROJECT_OPERATORS = {
+    "size": "$size",
+    "sum": "$sum",
+    "array_to_object": "$arrayToObject",
+    "object_to_array": "$objectToArray",
+    "add": "$add",
+    "subtract": "$subtract",
+    "multiply": "$multiply",
+    "divide": "$divide",
+}
+_CALCULATIONS = ("add", "subtract", "multiply", "divide")
+_DATE_PARTS = {"year": "$year", "month": "$month", "day": "$dayOfMonth"}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class StatPlan:
+    """A validated stat: a scoped ``match`` then the stages, or a distinct key."""
+
+    match: dict
+    stages: list[dict] = field(default_factory=list)
+    distinct: str | None = None
+    skip: int = 0
+    limit: int = 0
+    with_total: bool = False
+
+
+class _Shape:
+    """What the documents flowing through the pipeline look like at one stage."""
+
+    def __init__(self) -> None:
+        self.names: set[str] | None = None  # None: still the stored JobTasks
+        self.group_keys: set[str] = set()
+
+    def ref(self, key: Any, where: str) -> tuple[str, bool]:
+        if self.names is None:
+            return document_ref(key, where)
+        if not isinstance(key, str):
+            raise ERROR_INVALID_PARAMETER_TYPE(key=where, type="str")
+        head = key.split(".", 1)[0]
+        if head not in self.names or any(
+            not part or part.startswith("$") for part in key.split(".")
+        ):
+            raise ERROR_INVALID_PARAMETER(
+                key=where,
+                reason=f"'{key}' is not a field at this stage (fields: {', '.join(sorted(self.names))})",
+            )
+        return (f"_id.{key}" if head in self.group_keys else key), False
+
+    def expression(self, key: Any, where: str) -> str:
+        return "$" + self.ref(key, where)[0]
+
+
+def _dict(value: Any, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise ERROR_INVALID_PARAMETER_TYPE(key=where, type="object")
+    return value
+
+
+def _list(value: Any, where: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ERROR_INVALID_PARAMETER_TYPE(key=where, type="list")
+    return value
+
+
+def _name(spec: dict, where: str) -> str:
+    name = spec.get("name", spec.get("n"))
+    if name is None:
+        raise ERROR_DB_QUERY(reason=f"'{where}' condition requires a name: {spec}")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ERROR_INVALID_PARAMETER(
+            key=f"{where}.name",
+            reason="a name is letters, digits, '_' or '-', not starting with '_'",
+        )
+    return name
+
+
+def _key(spec: dict, where: str) -> Any:
+    key = spec.get("key", spec.get("k"))
+    if key is None:
+        raise ERROR_DB_QUERY(reason=f"'{where}' condition requires a key: {spec}")
+    return key
+
+
+def _distinct_names(names: list[str], where: str) -> set[str]:
+    if len(set(names)) != len(names):
+        raise ERROR_INVALID_PARAMETER(key=where, reason="names must be unique")
+    return set(names)
+
+
+# --- stages --------------------------------------------------------------------------------------
+
+
+def _unwind(options: Any, shape: _Shape) -> dict:
+    options = _dict(options, "aggregate.unwind")
+    if "path" not in options:
+        raise ERROR_REQUIRED_PARAMETER(key="aggregate.unwind.path")
+    return {"$unwind": shape.expression(options["path"], "aggregate.unwind.path")}
+
+
+def _group(options: Any, shape: _Shape) -> dict:
+    options = _dict(options, "aggregate.group")
+    keys = _list(options.get("keys"), "aggregate.group.keys")
+    fields = _list(options.get("fields"), "aggregate.group.fields")
+    if not keys and not fields:
+        raise ERROR_REQUIRED_PARAMETER(key="aggregate.group.keys || aggregate.group.fields")
+    group_id: dict = {}
+    accumulators: dict = {}
+    names = []
+    for spec in keys:
+        spec = _dict(spec, "aggregate.group.keys")
+        path, _ = shape.ref(_key(spec, "aggregate.group.keys"), "aggregate.group.keys.key")
+        names.append(_name(spec, "aggregate.group.keys"))
+        group_id[names[-1]] = _date_key(path, spec.get("date_format"))
+    for spec in fields:
+        spec = _dict(spec, "aggregate.group.fields")
+        names.append(_name(spec, "aggregate.group.fields"))
+        accumulators[names[-1]] = _accumulator(spec, shape)
+    _distinct_names(names, "aggregate.group")
+    shape.names = set(group_id) | set(accumulators)
+    shape.group_keys = set(group_id)
+    return {"$group": {"_id": group_id or None, **accumulators}}
+
+
+def _date_key(path: str, date_format: Any) -> Any:
+    if date_format is None:
+        return f"${path}"
+    if not isinstance(date_format, str) or not date_format:
+        raise ERROR_INVALID_PARAMETER_TYPE(key="aggregate.group.keys.date_format", type="str")
+    if date_format in _DATE_PARTS:
+        return {_DATE_PARTS[date_format]: f"${path}"}
+    return {"$dateToString": {"format": date_format, "date": f"${path}"}}
+
+
+def _accumulator(spec: dict, shape: _Shape) -> dict:
+    operator = spec.get("operator", spec.get("o"))
+    if not isinstance(operator, str) or operator not in GROUP_OPERATORS:
+        raise ERROR_DB_QUERY(
+            reason="'aggregate.group.fields' operator is not supported. "
+            f"(supported_operator = {', '.join(GROUP_OPERATORS)})"
+        )
+    mongo = GROUP_OPERATORS[operator]
+    conditions = spec.get("conditions")
+    if conditions is not None and operator not in ("count", "sum", "average"):
+        raise ERROR_DB_QUERY(reason=f"'aggregate.group.fields' {operator} does not take conditions")
+    when = _conditions(conditions, shape) if conditions else None
+    if operator == "count":
+        return {mongo: {"$cond": [when, 1, 0]} if when else 1}
+    sub_fields = _list(spec.get("fields"), "aggregate.group.fields.fields")
+    if operator == "push" and spec.get("key", spec.get("k")) is None and sub_fields:
+        pushed = {}
+        for sub in sub_fields:
+            sub = _dict(sub, "aggregate.group.fields.fields")
+            name = _name(sub, "aggregate.group.fields.fields")
+            pushed[name] = shape.expression(
+                _key(sub, "aggregate.group.fields.fields"), "aggregate.group.fields.fields.key"
+            )
+        return {mongo: pushed}
+    value = shape.expression(_key(spec, "aggregate.group.fields"), "aggregate.group.fields.key")
+    return {mongo: {"$cond": [when, value, 0]} if when else value}
+
+
+def _conditions(conditions: Any, shape: _Shape) -> dict:
+    clauses = []
+    for item in _list(conditions, "aggregate.group.fields.conditions"):
+        item = _dict(item, "aggregate.group.fields.conditions")
+        key = item.get("key", item.get("k"))
+        operator = item.get("operator", item.get("o"))
+        if key is None or operator is None or not ("value" in item or "v" in item):
+            raise ERROR_DB_QUERY(
+                reason=f"'aggregate.group.fields.conditions' requires key, value and operator: {item}"
+            )
+        if not isinstance(operator, str) or operator not in CONDITION_OPERATORS:
+            raise ERROR_DB_QUERY(
+                reason="'aggregate.group.fields.conditions' operator is not supported. "
+                f"(supported_operator = {', '.join(CONDITION_OPERATORS)})"
+            )
+        path, is_datetime = shape.ref(key, "aggregate.group.fields.conditions.key")
+        value = item.get("value", item.get("v"))
+        if is_datetime and isinstance(value, str):
+            value = parse_iso8601(value, "aggregate.group.fields.conditions.value")
+        clauses.append({CONDITION_OPERATORS[operator]: [f"${path}", {"$literal": value}]})
+    return {"$and": clauses}
+
+
+def _count(options: Any, shape: _Shape) -> dict:
+    options = _dict(options, "aggregate.count")
+    if "name" not in options:
+        raise ERROR_REQUIRED_PARAMETER(key="aggregate.count.name")
+    name = _name(options, "aggregate.count")
+    shape.names, shape.group_keys = {name}, set()
+    return {"$count": name}
+
+
+def _sort(options: Any, shape: _Shape) -> dict:
+    pairs = sort_spec(options, shape.ref, "aggregate.sort")
+    if not pairs:
+        raise ERROR_REQUIRED_PARAMETER(key="aggregate.sort.key")
+    return {"$sort": dict(pairs)}
+
+
+def _project(options: Any, shape: _Shape) -> dict:
+    options = _dict(options, "aggregate.project")
+    fields = _list(options.get("fields"), "aggregate.project.fields")
+    if not fields:
+        raise ERROR_REQUIRED_PARAMETER(key="aggregate.project.fields")
+    exclude_keys = options.get("exclude_keys", False)
+    if not isinstance(exclude_keys, bool):
+        raise ERROR_INVALID_PARAMETER_TYPE(key="aggregate.project.exclude_keys", type="bool")
+    projected: dict = {}
+    names = []
+    for spec in fields:
+        spec = _dict(spec, "aggregate.project.fields")
+        names.append(_name(spec, "aggregate.project.fields"))
+        projected[names[-1]] = _projection(spec, shape)
+    _distinct_names(names, "aggregate.project")
+    kept_keys = set() if exclude_keys else set(shape.group_keys)
+    if exclude_keys:
+        projected["_id"] = 0
+    shape.names = (set(projected) - {"_id"}) | kept_keys
+    shape.group_keys = kept_keys
+    return {"$project": projected}
+
+
+def _projection(spec: dict, shape: _Shape) -> Any:
+    operator = spec.get("operator", spec.get("o"))
+    if operator is None:
+        return shape.expression(
+            _key(spec, "aggregate.project.fields"), "aggregate.project.fields.key"
+        )
+    if not isinstance(operator, str) or operator not in PROJECT_OPERATORS:
+        raise ERROR_DB_QUERY(
+            reason="'aggregate.project.fields' operator is not supported. "
+            f"(supported_operator = {', '.join(PROJECT_OPERATORS)})"
+        )
+    if operator in _CALCULATIONS:
+        return _calculation(spec, operator, shape, depth=0)
+    key = _key(spec, "aggregate.project.fields")
+    return {PROJECT_OPERATORS[operator]: shape.expression(key, "aggregate.project.fields.key")}
+
+
+def _calculation(spec: dict, operator: Any, shape: _Shape, depth: int) -> dict:
+    if not isinstance(operator, str) or operator not in _CALCULATIONS:
+        raise ERROR_DB_QUERY(
+            reason=f"'aggregate.project.fields' operator must be one of {', '.join(_CALCULATIONS)}"
+        )
+    operands = spec.get("fields", spec.get("f"))
+    if not isinstance(operands, list) or not operands:
+        raise ERROR_DB_QUERY(
+            reason=f"'aggregate.project.fields' {operator} requires fields: {spec}"
+        )
+    if operator in ("subtract", "divide") and len(operands) != 2:
+        raise ERROR_DB_QUERY(
+            reason=f"'aggregate.project.fields' {operator} requires two fields: {spec}"
+        )
+    if depth > 8:
+        raise ERROR_INVALID_PARAMETER(
+            key="aggregate.project.fields", reason="calculations nest too deep"
+        )
+    expressions = []
+    for operand in operands:
+        if isinstance(operand, str):
+            expressions.append(shape.expression(operand, "aggregate.project.fields.fields"))
+        elif isinstance(operand, (int, float)) and not isinstance(operand, bool):
+            expressions.append(operand)
+        elif isinstance(operand, dict):
+            sub_operator = operand.get("operator", operand.get("o"))
+            expressions.append(_calculation(operand, sub_operator, shape, depth + 1))
+        else:
+            raise ERROR_DB_QUERY(
+                reason="'aggregate.project.fields' operands are keys, numbers or objects"
+            )
+    return {PROJECT_OPERATORS[operator]: expressions}
+
+
+def _count_stage(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ERROR_INVALID_PARAMETER_TYPE(key=f"aggregate.{name}", type="int")
+    if not minimum <= value <= 2**31 - 1:
+        raise ERROR_INVALID_PARAMETER(
+            key=f"aggregate.{name}", reason=f"must be between {minimum} and 2147483647"
+        )
+    return value
+
+
+def _match(options: Any, shape: _Shape, now: datetime) -> dict:
+    options = _dict(options, "aggregate.match")
+    clauses = [
+        build_condition(item, shape.ref, now, "aggregate.match.filter")
+        for item in _list(options.get("filter"), "aggregate.match.filter")
+    ]
+    return {"$match": {"$and": clauses} if clauses else {}}
+
+
+def aggregate_stages(aggregate: Any, now: datetime) -> list[dict]:
+    """The ``aggregate`` list as MongoDB stages, each checked against the shape before it."""
+    if not isinstance(aggregate, list):
+        raise ERROR_INVALID_PARAMETER_TYPE(key="aggregate", type="list")
+    shape = _Shape()
+    stages = []
+    for stage in aggregate:
+        stage = _dict(stage, "aggregate")
+        kinds = [kind for kind in STAGES if kind in stage]
+        if not kinds:
+            raise ERROR_REQUIRED_PARAMETER(key="aggregate." + " or aggregate.".join(STAGES))
+        if len(kinds) > 1 or len(stage) > 1:
+            raise ERROR_INVALID_PARAMETER(
+                key="aggregate", reason="each stage has exactly one of " + ", ".join(STAGES)
+            )
+        kind, options = kinds[0], stage[kinds[0]]
+        if kind == "unwind":
+            stages.append(_unwind(options, shape))
+        elif kind == "group":
+            stages.append(_group(options, shape))
+        elif kind == "count":
+            stages.append(_count(options, shape))
+        elif kind == "sort":
+            stages.append(_sort(options, shape))
+        elif kind == "project":
+            stages.append(_project(options, shape))
+        elif kind == "limit":
+            stages.append({"$limit": _count_stage(options, "limit", 1)})
+        elif kind == "skip":
+            stages.append({"$skip": _count_stage(options, "skip", 0)})
+        else:
+            stages.append(_match(options, shape, now))
+    return stages
+
+
+def plan_stat(body: Any, scope: Scope, max_page_size: int, now: datetime) -> StatPlan:
+    """A stat request as a scoped aggregation (or distinct), paged like SpaceONE's."""
+    body = check_params(body, LIST_PARAMS)
+    query = query_of(body, STAT_QUERY_KEYS, required=True)
+    aggregate, distinct = query.get("aggregate"), query.get("distinct")
+    if not aggregate and not distinct:
+        raise ERROR_REQUIRED_PARAMETER(key="aggregate")
+    clauses = param_clauses(body) + user_clauses(query, document_ref, now)
+    skip, limit, paged = page_window(query.get("page"), max_page_size)
+    match = scoped_filter(scope, clauses)
+    if aggregate:
+        return StatPlan(match, aggregate_stages(aggregate, now), None, skip, limit, paged)
+    return StatPlan(match, [], field_path(distinct, "query.distinct"), skip, limit, paged)
