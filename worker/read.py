@@ -1,0 +1,190 @@
+"""Reading JobTasks: ``get``, ``list`` and ``stat`` over the store, for every face.
+
+The HTTP API, the CLI and the tests call these three plain functions with a
+pymongo ``Database``, the caller's ``Scope`` and the request body as a dict;
+they return the response body as a dict. Translation and validation happen in
+``worker.query`` / ``worker.stat_query``; this module runs the plan with the
+server-side time limit (``query_time_limit_ms``) and the page cap
+(``max_page_size``) and shapes the documents like the seed: SpaceONE field
+names, timestamps as ``2022-07-17T16:00:08.266Z``, absent fields left out.
+Store failures come back as coded errors (timeout 504, unreachable 503, a
+query MongoDB refuses 400), never as a raw driver exception.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+from bson import ObjectId
+from pymongo.database import Database
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, OperationFailure, PyMongoError
+
+from worker.errors import (
+    ERROR_DB_QUERY,
+    ERROR_DB_UNAVAILABLE,
+    ERROR_NOT_FOUND,
+    ERROR_QUERY_TIMEOUT,
+)
+from worker.query import JOB_TASK_FIELDS, Scope, plan_get, plan_list, projection_for
+from worker.settings import Settings
+from worker.stat_query import StatPlan, plan_stat
+
+__all__ = ["Scope", "get_job_task", "list_job_tasks", "stat_job_tasks", "COLLECTION"]
+
+COLLECTION = "job_tasks"
+_MAX_TIME_MS_EXPIRED = 50
+
+
+def get_job_task(db: Database, scope: Scope, body: Any, settings: Settings) -> dict:
+    """One JobTask the caller may see, or ERROR_NOT_FOUND (also for other domains')."""
+    job_task_id, query = plan_get(body, scope)
+    with _store_errors(settings):
+        document = db[COLLECTION].find_one(
+            query, projection_for(None, False), max_time_ms=settings.query_time_limit_ms
+        )
+    if document is None:
+        raise ERROR_NOT_FOUND(key="job_task_id", value=job_task_id)
+    return job_task_info(document)
+
+
+def list_job_tasks(
+    db: Database, scope: Scope, body: Any, settings: Settings, now: datetime | None = None
+) -> dict:
+    """``{"results": [...], "total_count": n}``; total_count counts what the caller may see."""
+    plan = plan_list(body, scope, settings.max_page_size, now or _utcnow())
+    collection = db[COLLECTION]
+    with _store_errors(settings):
+        total_count = collection.count_documents(
+            plan.filter, maxTimeMS=settings.query_time_limit_ms
+        )
+        if plan.count_only:
+            return {"results": [], "total_count": total_count}
+        cursor = (
+            collection.find(plan.filter, plan.projection)
+            .sort(plan.sort)
+            .skip(plan.skip)
+            .limit(plan.limit)
+            .max_time_ms(settings.query_time_limit_ms)
+        )
+        results = [job_task_info(document) for document in cursor]
+    return {"results": results, "total_count": total_count}
+
+
+def stat_job_tasks(
+    db: Database, scope: Scope, body: Any, settings: Settings, now: datetime | None = None
+) -> dict:
+    """``{"results": [...]}`` plus ``total_count`` when ``page.limit`` > 0."""
+    plan = plan_stat(body, scope, settings.max_page_size, now or _utcnow())
+    with _store_errors(settings):
+        if plan.distinct is not None:
+            return _distinct(db, plan, settings)
+        return _aggregate(db, plan, settings)
+
+
+def _aggregate(db: Database, plan: StatPlan, settings: Settings) -> dict:
+    pipeline = [{"$match": plan.match}, *plan.stages]
+    if plan.with_total:
+        # One round trip for the page and the count of all rows.
+        rows = [{"$skip": plan.skip}, {"$limit": plan.limit}] if plan.skip else [{"$limit": plan.limit}]
+        pipeline.append({"$facet": {"total": [{"$count": "n"}], "rows": rows}})
+        (faceted,) = db[COLLECTION].aggregate(pipeline, maxTimeMS=settings.query_time_limit_ms)
+        total = faceted["total"][0]["n"] if faceted["total"] else 0
+        return {"results": [stat_row(row) for row in faceted["rows"]], "total_count": total}
+    pipeline.append({"$limit": plan.limit})
+    cursor = db[COLLECTION].aggregate(pipeline, maxTimeMS=settings.query_time_limit_ms)
+    return {"results": [stat_row(row) for row in cursor]}
+
+
+def _distinct(db: Database, plan: StatPlan, settings: Settings) -> dict:
+    values = db[COLLECTION].distinct(
+        plan.distinct, plan.match, maxTimeMS=settings.query_time_limit_ms
+    )
+    values = sorted(values, key=_sort_key)
+    response: dict = {}
+    if plan.with_total:
+        response["total_count"] = len(values)
+    window = values[plan.skip : plan.skip + plan.limit]
+    return {"results": [_plain(value) for value in window], **response}
+
+
+def _sort_key(value: Any) -> tuple:
+    # Mixed types cannot be compared; order by type first, like MongoDB does.
+    if value is None:
+        return (0, "")
+    if isinstance(value, bool):
+        return (3, value)
+    if isinstance(value, (int, float)):
+        return (1, value)
+    if isinstance(value, str):
+        return (2, value)
+    if isinstance(value, datetime):
+        return (4, _timestamp(value))
+    return (5, repr(value))
+
+
+# --- shaping ----------------------------------------------------------------------------------------
+
+
+def job_task_info(document: dict) -> dict:
+    """A stored document as the seed's JobTaskInfo: its field order, values present only."""
+    info = {}
+    for name in JOB_TASK_FIELDS:
+        value = document.get(name)
+        if value is not None:
+            info[name] = _plain(value)
+    return info
+
+
+def stat_row(row: dict) -> dict:
+    """One aggregate row: group keys flattened from ``_id``, internal fields dropped."""
+    flat: dict = {}
+    group = row.get("_id")
+    if isinstance(group, dict):
+        flat.update(group)
+    for key, value in row.items():
+        if key != "_id":
+            flat[key] = value
+    return {key: _plain(value) for key, value in flat.items() if not key.startswith("_")}
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: datetimes as ``...T16:00:08.266Z``, ObjectIds as text, recursively."""
+    if isinstance(value, datetime):
+        return _timestamp(value)
+    if isinstance(value, ObjectId):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _timestamp(moment: datetime) -> str:
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@contextmanager
+def _store_errors(settings: Settings) -> Iterator[None]:
+    """Driver exceptions as coded errors: 504 on the time limit, 503 unreachable, else 400."""
+    try:
+        yield
+    except ExecutionTimeout:
+        raise ERROR_QUERY_TIMEOUT(limit_ms=settings.query_time_limit_ms) from None
+    except OperationFailure as exc:
+        if exc.code == _MAX_TIME_MS_EXPIRED:
+            raise ERROR_QUERY_TIMEOUT(limit_ms=settings.query_time_limit_ms) from None
+        reason = (exc.details or {}).get("errmsg") or str(exc)
+        raise ERROR_DB_QUERY(reason=reason) from None
+    except ConnectionFailure as exc:
+        raise ERROR_DB_UNAVAILABLE(reason=type(exc).__name__) from None
+    except PyMongoError as exc:
+        raise ERROR_DB_QUERY(reason=str(exc)) from None
