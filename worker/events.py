@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal, Union
@@ -24,6 +23,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -127,13 +127,18 @@ class Created(_Event):
             raise ValueError(f"is {size} bytes as JSON; at most {MAX_OPTIONS_BYTES} allowed")
         return value
 
+    @field_validator("resource_group")
+    @classmethod
+    def _workspace_needs_id(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value == "WORKSPACE" and not info.data.get("workspace_id"):
+            raise ValueError("WORKSPACE needs a workspace_id")
+        return value
+
     @model_validator(mode="after")
-    def _resource_group(self) -> "Created":
+    def _default_resource_group(self) -> "Created":
         if self.resource_group is None:
             group = "WORKSPACE" if self.workspace_id else "DOMAIN"
             object.__setattr__(self, "resource_group", group)
-        elif self.resource_group == "WORKSPACE" and not self.workspace_id:
-            raise ValueError("resource_group WORKSPACE needs a workspace_id")
         return self
 
 
@@ -186,8 +191,9 @@ class InvalidEvent:
 
 
 def _describe(error: dict) -> tuple[str, str | None]:
-    loc = [str(part) for part in error.get("loc", ()) if part != "__root__"]
-    field = ".".join(loc) or None
+    """One line per offending kwarg, named as the producer spelled it."""
+    loc = error.get("loc") or ()
+    field = str(loc[0]) if loc else None
     message = error.get("msg", "is invalid")
     if error.get("type") == "missing":
         message = "is required"
@@ -211,8 +217,11 @@ def parse_event(task_name: str, args: Any, kwargs: Any) -> Event | InvalidEvent:
     try:
         return model.model_validate(kwargs)
     except ValidationError as exc:
-        reasons = [_describe(error) for error in exc.errors()]
-        return InvalidEvent("; ".join(text for text, _ in reasons), reasons[0][1])
+        reasons: dict[str | None, str] = {}
+        for error in exc.errors():
+            text, field = _describe(error)
+            reasons.setdefault(field, text)  # a union reports once per member
+        return InvalidEvent("; ".join(reasons.values()), next(iter(reasons)))
 
 
 def event_fingerprint(event: Event) -> str:
@@ -239,5 +248,3 @@ def identity_fingerprint(event: Created) -> str:
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
-
-ID_RE = re.compile(ID_PATTERN)

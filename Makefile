@@ -1,0 +1,28 @@
+# jobtask: `make run` starts the worker and API, `make test` runs the suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench schema clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[embedded,test]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m worker run
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) -m tests.bench $(BENCH_ARGS)
+
+schema: $(STAMP)
+	$(PY) -m worker.schema
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
