@@ -33,7 +33,13 @@ def create_app(settings: Settings) -> Celery:
         task_default_queue=settings.queue,
         task_routes={"job_task.*": {"queue": settings.queue}},
         worker_prefetch_multiplier=2 * settings.batch_size,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout,
+            # Sweep for a dead worker's unacknowledged messages a few times per
+            # visibility timeout (kombu's default sweep is every 100 s).
+            "unacked_restore_interval": max(1.0, min(10.0, settings.visibility_timeout / 6)),
+            "unacked_restore_throttle": 1,
+        },
         broker_connection_retry_on_startup=True,
         worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_send_task_events=False,
