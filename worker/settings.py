@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     mongo_db: str = Field(default="cost_analysis", min_length=1)
     queue: str = Field(default="job_task_events", min_length=1)
     data_dir: Path = Path("./.jobtask")
+    # Pool processes of the worker that ``python -m worker run`` starts (celery -c).
+    concurrency: int = Field(default=2, ge=1, le=64)
 
     # Delivery. A message is redelivered if it is not acknowledged within the
     # visibility timeout, so it must exceed the longest batch including its
