@@ -1,0 +1,7 @@
+"""``python -m worker run``: what ``make run`` calls; see ``worker.run``."""
+
+import sys
+
+from worker.run import main
+
+sys.exit(main())
