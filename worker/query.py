@@ -130,12 +130,18 @@ def scoped_filter(scope: Scope, clauses: list[dict]) -> dict:
     plain ``domain_id + status`` reaches the planner as simple predicates); any
     other lands in ``$and``. Top-level keys are ANDed by MongoDB just like
     ``$and``, so the meaning is the same either way.
+
+    Range clauses always go to ``$and``. MongoDB plans them identically, but
+    secantusdb (the embedded store) only plans top-level predicates on an
+    index and mis-bounds an inclusive range on the middle key of a compound
+    index (``created_at $gte`` on ``{domain_id, created_at: -1,
+    job_task_id}`` drops the boundary value); nested, it scans and is right.
     """
     combined = scope_filter(scope)
     nested = []
     for clause in clauses:
         ((key, condition),) = clause.items()
-        if key in combined:
+        if key in combined or _is_range(condition):
             nested.append(clause)
         else:
             combined[key] = condition
@@ -145,6 +151,13 @@ def scoped_filter(scope: Scope, clauses: list[dict]) -> dict:
 
 
 # --- sort, page, projection -------------------------------------------------------------------------
+
+
+_RANGES = frozenset({"$lt", "$lte", "$gt", "$gte"})
+
+
+def _is_range(condition: Any) -> bool:
+    return isinstance(condition, dict) and not _RANGES.isdisjoint(condition)
 
 
 def sort_spec(sort: Any, resolve: KeyResolver, where: str = "query.sort") -> list[tuple[str, int]]:
