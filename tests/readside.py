@@ -9,6 +9,7 @@ written so each operator's expected answer can be read off the table below.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -323,3 +324,19 @@ class TestCommandStore(EmbeddedStore):
 
 def start_test_command_store(directory: Path) -> TestCommandStore:
     return TestCommandStore(directory).start()
+
+
+def stat(api: ReadClient, query: dict, token: str = "token-a") -> dict:
+    return api.ok("stat", {"query": query}, token)
+
+
+@contextmanager
+def worker_dataset(broker_url: str, store_url: str, directory: Path):
+    """A pipeline whose worker applied the seed's and the operator tasks."""
+    pipeline = Pipeline(broker_url, store_url, directory)
+    try:
+        pipeline.start_worker(concurrency=2)
+        drive(pipeline, seed_specs() + operator_specs(datetime.now(timezone.utc)))
+        yield pipeline
+    finally:
+        pipeline.close()
