@@ -58,6 +58,18 @@ class WorkerProcess:
             time.sleep(0.1)
         raise TimeoutError(f"worker {self.name} not ready:\n{self.log()[-4000:]}")
 
+    def pool_pids(self) -> list[int]:
+        """The worker's pool processes (children of its main process)."""
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.process.pid:
+                pids.append(int(stat.parent.name))
+        return pids
+
     def kill(self) -> None:
         """SIGKILL the whole worker, pool processes included: no goodbye."""
         if self.process.poll() is None:
@@ -123,6 +135,8 @@ class Pipeline:
     def backlog(self) -> int:
         """Messages of our queue still queued or delivered but not acknowledged."""
         queued = sum(self.redis.llen(key) for key in self.redis.scan_iter(match=self.queue + "*"))
+        # Fetched by a worker (worker.transport) but not yet recorded as unacked.
+        queued += sum(self.redis.llen(key) for key in self.redis.scan_iter(match=f"jobtask:inflight:*:{self.queue}"))
         unacked = 0
         for raw in self.redis.hvals("unacked"):
             try:

@@ -2,8 +2,9 @@
 
 Configured for at-least-once delivery of lifecycle events: JSON only, late
 acknowledgement (see ``worker.batching``), requeue when a pool process is
-lost, a prefetch of two batches per process and a Redis visibility timeout
-(JOBTASK_VISIBILITY_TIMEOUT) after which a dead worker's messages come back.
+lost, a prefetch of two batches per process, a Redis visibility timeout
+(JOBTASK_VISIBILITY_TIMEOUT) after which a dead worker's messages come back,
+and a Redis transport that fetches atomically (``worker.transport``).
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ def create_app(settings: Settings) -> Celery:
         task_default_queue=settings.queue,
         task_routes={"job_task.*": {"queue": settings.queue}},
         worker_prefetch_multiplier=2 * settings.batch_size,
+        broker_transport="worker.transport:Transport",
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout,
             # Sweep for a dead worker's unacknowledged messages a few times per
             # visibility timeout (kombu's default sweep is every 100 s).
             "unacked_restore_interval": max(1.0, min(10.0, settings.visibility_timeout / 6)),
             "unacked_restore_throttle": 1,
+            "inflight_alive_ttl": max(2, min(30, int(settings.visibility_timeout))),
         },
         broker_connection_retry_on_startup=True,
         worker_cancel_long_running_tasks_on_connection_loss=False,

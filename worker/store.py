@@ -183,7 +183,11 @@ def created_update(event: Created, identity: str, summary: Summary, marker: Mark
     accept = {
         "$and": [
             {"$or": [fresh, {"$eq": ["$_identity", _lit(identity)]}]},
-            {"$not": [{"$in": [_lit(marker.event_id), {"$ifNull": ["$_applied.e", []]}]}]},
+            # "$_applied.e" would do on MongoDB; secantusdb does not traverse
+            # arrays in expression paths, and $map means the same on both.
+            {"$not": [{"$in": [_lit(marker.event_id), {
+                "$map": {"input": {"$ifNull": ["$_applied", []]}, "in": "$$this.e"}
+            }]}]},
             {"$lt": [{"$size": {"$ifNull": ["$_applied", []]}}, max_events]},
         ]
     }

@@ -1,0 +1,138 @@
+"""Faults: concurrent workers, a SIGKILLed worker, a store outage.
+
+Each test sends a stream of events for many tasks, disturbs the worker or
+the store in the middle of it, and then checks that every task is exactly
+what the rules say: nothing lost (every event is in ``_applied``), nothing
+doubled (``created_count`` exact, each event_id applied once).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from tests.harness import wait_for
+from tests.lifecycle_data import at, expected_task
+
+pytestmark = pytest.mark.slow
+
+
+def stream(prefix: str, tasks: int, progressed: int, seed: int = 7) -> list[tuple[str, dict]]:
+    """Events of ``tasks`` tasks, each task's in order, the tasks interleaved."""
+    rng = random.Random(seed)
+    per_task = []
+    for index in range(tasks):
+        common = {"domain_id": "domain-a", "job_task_id": f"job-task-{prefix}-{index}"}
+        events = [("job_task.created", {**common, "event_id": "c", "job_id": "job-1",
+                                        "data_source_id": "ds-1", "occurred_at": at(0)}),
+                  ("job_task.started", {**common, "event_id": "s", "occurred_at": at(10)})]
+        events += [("job_task.progressed", {**common, "event_id": f"p{n}", "occurred_at": at(20 + n),
+                                            "created_count_delta": rng.randint(1, 500)})
+                   for n in range(progressed)]
+        terminal = rng.choice(["succeeded", "failed", "canceled"])
+        end = {**common, "event_id": "end", "occurred_at": at(5000)}
+        if terminal == "failed":
+            end.update(error_code="ERROR_X", error_message="boom")
+        events.append((f"job_task.{terminal}", end))
+        per_task.append(events)
+    out = []
+    while any(per_task):
+        events = rng.choice([e for e in per_task if e])
+        out.append(events.pop(0))
+    return out
+
+
+def send_in_background(pipeline, events, pause_every: int = 50, pause: float = 0.05) -> threading.Thread:
+    def run():
+        for index, (name, kwargs) in enumerate(events):
+            pipeline.events.send_raw(name, kwargs)
+            if index % pause_every == pause_every - 1:
+                time.sleep(pause)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def assert_exact(pipeline, events):
+    by_task: dict[str, list] = {}
+    for name, kwargs in events:
+        by_task.setdefault(kwargs["job_task_id"], []).append((name, kwargs))
+    for job_task_id, mine in by_task.items():
+        assert pipeline.task(job_task_id) == expected_task(mine), job_task_id
+        doc = pipeline.db.job_tasks.find_one({"job_task_id": job_task_id})
+        applied = Counter(marker["e"] for marker in doc["_applied"])
+        assert applied == Counter(kwargs["event_id"] for _, kwargs in mine), job_task_id
+
+
+def applied_so_far(pipeline) -> int:
+    return pipeline.db.job_task_events.count_documents({"outcome": "applied"})
+
+
+def test_two_workers_on_one_queue_end_in_the_rules_state(pipeline_factory):
+    pipeline = pipeline_factory()
+    # Small batches and several workers: many updates of one task at once.
+    for _ in range(2):
+        pipeline.start_worker(concurrency=2, JOBTASK_BATCH_SIZE="4")
+    events = stream("conc", tasks=8, progressed=30)
+    send_in_background(pipeline, events, pause_every=1000).join()
+    pipeline.wait_until_idle(timeout=240)
+    assert_exact(pipeline, events)
+    # Both workers took part.
+    for worker in pipeline.workers:
+        assert "settled" in worker.log(), worker.name
+
+
+def test_a_killed_worker_loses_and_doubles_nothing(pipeline_factory):
+    pipeline = pipeline_factory()
+    first = pipeline.start_worker(concurrency=2)
+    events = stream("kill", tasks=40, progressed=10)
+    sender = send_in_background(pipeline, events)
+    wait_for(lambda: applied_so_far(pipeline) >= 120, timeout=120)
+    first.kill()  # SIGKILL the main process and its pool mid-stream
+    sender.join()
+    assert applied_so_far(pipeline) < len(events), "the kill came too late to test anything"
+    pipeline.start_worker(concurrency=2)
+    pipeline.wait_until_idle(timeout=240)
+    assert_exact(pipeline, events)
+
+
+def test_a_killed_pool_process_requeues_its_batch(pipeline_factory):
+    pipeline = pipeline_factory()
+    worker = pipeline.start_worker(concurrency=2)
+    events = stream("child", tasks=30, progressed=10)
+    sender = send_in_background(pipeline, events)
+    wait_for(lambda: applied_so_far(pipeline) >= 60, timeout=120)
+    for pid in worker.pool_pids():  # the pool replaces them; their batches come back
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    sender.join()
+    pipeline.wait_until_idle(timeout=240)
+    assert_exact(pipeline, events)
+    assert worker.process.poll() is None, "the worker itself survives its pool processes"
+
+
+def test_a_store_outage_loses_and_doubles_nothing(pipeline_factory, store_server):
+    pipeline = pipeline_factory()
+    pipeline.start_worker(concurrency=2)
+    events = stream("outage", tasks=40, progressed=10)
+    sender = send_in_background(pipeline, events)
+    wait_for(lambda: applied_so_far(pipeline) >= 100, timeout=120)
+    store_server.stop()
+    # Longer than a batch's retry budget (5 s in tests): batches first retry,
+    # then go back to the broker, and come round again until the store is up.
+    time.sleep(8)
+    store_server.start()
+    sender.join()
+    pipeline.wait_until_idle(timeout=240)
+    assert_exact(pipeline, events)
+    log = pipeline.workers[0].log()
+    assert "store unavailable" in log and "requeued" in log
