@@ -313,6 +313,14 @@ def test_stat_errors(aggregate, code):
     assert code_of(lambda: stat_plan({"aggregate": aggregate})) == code
 
 
+def test_keys_after_a_group_are_checked_like_document_keys():
+    group = {"group": {"keys": [{"key": "status", "name": "s"}]}}
+    for key in ("s.\x00", "s.$x", "s..x", "_id", "$s", 5):
+        assert code_of(lambda: stat_plan({"aggregate": [group, {"sort": {"key": key}}]})).startswith(
+            "ERROR_INVALID_PARAMETER"
+        )
+
+
 def test_distinct_key_is_checked():
     assert code_of(lambda: stat_plan({"distinct": "_applied"})) == "ERROR_INVALID_PARAMETER"
     assert code_of(lambda: stat_plan({"distinct": 3})) == "ERROR_INVALID_PARAMETER_TYPE"

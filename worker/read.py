@@ -85,16 +85,20 @@ def stat_job_tasks(
 
 def _aggregate(db: Database, plan: StatPlan, settings: Settings) -> dict:
     pipeline = [{"$match": plan.match}, *plan.stages]
+    collection = db[COLLECTION]
+    response: dict = {}
     if plan.with_total:
-        # One round trip for the page and the count of all rows.
-        rows = [{"$skip": plan.skip}, {"$limit": plan.limit}] if plan.skip else [{"$limit": plan.limit}]
-        pipeline.append({"$facet": {"total": [{"$count": "n"}], "rows": rows}})
-        (faceted,) = db[COLLECTION].aggregate(pipeline, maxTimeMS=settings.query_time_limit_ms)
-        total = faceted["total"][0]["n"] if faceted["total"] else 0
-        return {"results": [stat_row(row) for row in faceted["rows"]], "total_count": total}
+        # Counted apart from the page (as SpaceONE does) rather than in one
+        # $facet, whose single output document is bounded at 16 MB.
+        counted = list(collection.aggregate(
+            [*pipeline, {"$count": "n"}], maxTimeMS=settings.query_time_limit_ms
+        ))
+        response["total_count"] = counted[0]["n"] if counted else 0
+        if plan.skip:
+            pipeline.append({"$skip": plan.skip})
     pipeline.append({"$limit": plan.limit})
-    cursor = db[COLLECTION].aggregate(pipeline, maxTimeMS=settings.query_time_limit_ms)
-    return {"results": [stat_row(row) for row in cursor]}
+    cursor = collection.aggregate(pipeline, maxTimeMS=settings.query_time_limit_ms)
+    return {"results": [stat_row(row) for row in cursor], **response}
 
 
 def _distinct(db: Database, plan: StatPlan, settings: Settings) -> dict:

@@ -98,7 +98,7 @@ class _Shape:
         if not isinstance(key, str):
             raise ERROR_INVALID_PARAMETER_TYPE(key=where, type="str")
         head = key.split(".", 1)[0]
-        if head not in self.names or any(
+        if head not in self.names or "\x00" in key or any(
             not part or part.startswith("$") for part in key.split(".")
         ):
             raise ERROR_INVALID_PARAMETER(
