@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -114,6 +115,8 @@ class Child:
 def banner(settings: Settings, urls: dict, embedded: dict, token: str | None, api: str) -> str:
     def where(name: str) -> str:
         return f" (embedded, data in {embedded[name]})" if name in embedded else ""
+
+    urls = {key: re.sub(r"//([^/@:]*):[^/@]*@", r"//\1:**@", url) for key, url in urls.items()}
 
     note = f"  (development token for domain {DEV_DOMAIN})"
     if not token:
