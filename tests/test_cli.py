@@ -115,14 +115,6 @@ def test_store_url_is_required(monkeypatch, capsys):
     assert "ERROR_DB_UNAVAILABLE" in capsys.readouterr().err
 
 
-def test_subparsers_are_open_for_more_commands():
-    parser, subparsers = cli.build_parser()
-    extra = subparsers.add_parser("dead-letters")
-    extra.set_defaults(func=lambda args: 0)
-    args = parser.parse_args(["dead-letters"])
-    assert args.func(args) == 0
-
-
 def test_console_script(store):
     script = Path(sys.executable).parent / "jobtask"
     if not script.exists():

@@ -11,10 +11,9 @@ query behaves and fails the same way on both faces. Output is a table by
 default and the API's JSON body with ``--json``. Exit status: 0 done, 1 a
 coded error (printed as ``ERROR_...: message``), 2 bad usage.
 
-More subcommands plug in without editing this file: ``build_parser()``
-returns the parser and its subparsers, and every entry point in the group
-``jobtask.commands`` is called with the subparsers. A subcommand sets
-``func`` (``args -> exit status``) with ``set_defaults``.
+``jobtask history`` and ``jobtask dead-letters`` (worker.cli_audit) show
+what the worker did with each delivery. A subcommand sets ``func``
+(``args -> exit status``) with ``set_defaults``.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from importlib.metadata import entry_points
 from typing import Any, Callable, Sequence
 
 from worker.errors import ERROR_DB_UNAVAILABLE, ERROR_INVALID_PARAMETER, ReadError
@@ -30,7 +28,6 @@ from worker.query_fields import STATUSES
 from worker.read import Scope, get_job_task, list_job_tasks, stat_job_tasks
 from worker.settings import Settings, load_settings
 
-COMMAND_GROUP = "jobtask.commands"
 LIST_COLUMNS = (
     "job_task_id", "status", "created_count", "job_id", "data_source_id", "workspace_id",
     "created_at", "finished_at",
@@ -42,6 +39,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     parser = argparse.ArgumentParser(prog="jobtask", description="Operate and read JobTasks.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_read_commands(subparsers)
+    from worker.cli_audit import add_audit_commands  # noqa: PLC0415 - it uses this module's output
+
+    add_audit_commands(subparsers)
     return parser, subparsers
 
 
@@ -78,9 +78,7 @@ def _json_object(text: str) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, subparsers = build_parser()
-    for entry in entry_points(group=COMMAND_GROUP):
-        entry.load()(subparsers)
+    parser, _subparsers = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)

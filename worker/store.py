@@ -52,7 +52,8 @@ def ensure_indexes(db: Database) -> None:
     tasks.create_index("job_task_id", unique=True, name="job_task_id_unique")
     newest_first = [("created_at", pymongo.DESCENDING), ("job_task_id", pymongo.ASCENDING)]
     tasks.create_index([("domain_id", 1), *newest_first], name="domain_created")
-    for key in ("status", "workspace_id", "job_id", "data_source_id"):
+    # resource_group: a workspace token's scope is "its workspaces, or DOMAIN".
+    for key in ("status", "workspace_id", "job_id", "data_source_id", "resource_group"):
         tasks.create_index([("domain_id", 1), (key, 1), *newest_first], name=f"domain_{key}_created")
     events = db[EVENTS]
     events.create_index([("job_task_id", 1), ("received_at", 1)], name="job_task_received")

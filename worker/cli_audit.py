@@ -1,0 +1,110 @@
+"""``jobtask history`` and ``jobtask dead-letters``: what the worker did, for operators.
+
+    jobtask history JOB_TASK_ID --domain DOMAIN [--json]
+    jobtask dead-letters [--limit N] [--json]
+    jobtask dead-letters --replay MESSAGE_ID
+
+``history`` lists every delivery of a task's events, oldest first, with its
+outcome (applied, duplicate, ignored, parked, conflict, rejected) and reason;
+another domain's task shows nothing, as in the read API. ``dead-letters``
+lists the refused messages, newest first; ``--replay`` sends one back to the
+queue as it was received (after its producer or the worker was fixed) and
+marks it replayed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime, timezone
+
+from worker.store import DEAD_LETTERS, EVENTS
+from worker.settings import load_settings
+
+HISTORY_COLUMNS = ("received_at", "kind", "event_id", "occurred_at", "outcome", "reason")
+LETTER_COLUMNS = ("dead_lettered_at", "_id", "task_name", "job_task_id", "outcome", "reason")
+
+
+def add_audit_commands(subparsers: argparse._SubParsersAction) -> None:
+    history = subparsers.add_parser("history", help="every delivery of a task's events")
+    history.add_argument("job_task_id")
+    history.add_argument("--domain", required=True, help="the domain_id the task belongs to")
+    history.add_argument("--json", action="store_true")
+    history.set_defaults(func=_history)
+
+    letters = subparsers.add_parser("dead-letters", help="refused messages, newest first")
+    letters.add_argument("--limit", type=int, default=50)
+    letters.add_argument("--json", action="store_true")
+    letters.add_argument("--replay", metavar="MESSAGE_ID", help="send this message to the queue again")
+    letters.set_defaults(func=_dead_letters)
+
+
+def _db(settings):
+    from worker.cli import _connect  # noqa: PLC0415 - one way to connect for every command
+
+    if not settings.mongo_url:
+        raise SystemExit("jobtask: set JOBTASK_MONGO_URL to the store's URL")
+    return _connect(settings)
+
+
+def _history(args: argparse.Namespace) -> int:
+    db = _db(load_settings())
+    task = db.job_tasks.find_one({"job_task_id": args.job_task_id}, {"domain_id": 1})
+    if task is not None and task["domain_id"] != args.domain:
+        records = []  # another domain's task is indistinguishable from none
+    else:
+        query = {"job_task_id": args.job_task_id}
+        if task is None:
+            query["domain_id"] = args.domain  # not created yet: what this domain sent
+        records = list(db[EVENTS].find(query, {"event": 0}).sort([("received_at", 1), ("_id", 1)]))
+    _show(records, HISTORY_COLUMNS, args.json)
+    return 0
+
+
+def _dead_letters(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    db = _db(settings)
+    if args.replay:
+        return _replay(db, settings, args.replay)
+    records = list(db[DEAD_LETTERS].find().sort("dead_lettered_at", -1).limit(max(1, args.limit)))
+    _show(records, LETTER_COLUMNS, args.json)
+    return 0
+
+
+def _replay(db, settings, message_id: str) -> int:
+    from worker.client import JobTaskEvents  # noqa: PLC0415 - only replay needs the broker
+
+    letter = db[DEAD_LETTERS].find_one({"_id": message_id})
+    if letter is None:
+        raise SystemExit(f"jobtask: no dead letter {message_id}")
+    if letter.get("payload_truncated") or letter["outcome"] != "rejected":
+        raise SystemExit("jobtask: only whole, rejected messages can be replayed (a conflict "
+                         "stays a conflict; a cut payload is not the message)")
+    payload = json.loads(letter["payload"])
+    if not settings.broker_url:
+        raise SystemExit("jobtask: set JOBTASK_BROKER_URL to replay")
+    events = JobTaskEvents(settings.broker_url, queue=settings.queue)
+    new_id = events.send_raw(letter["task_name"], payload.get("kwargs", {}), payload.get("args", ()))
+    events.close()
+    db[DEAD_LETTERS].update_one(
+        {"_id": message_id},
+        {"$set": {"replayed_at": datetime.now(timezone.utc), "replayed_as": new_id}},
+    )
+    print(f"replayed {message_id} as {new_id}")
+    return 0
+
+
+def _show(records: list[dict], columns: tuple[str, ...], as_json: bool) -> None:
+    from worker.cli import _print_json, _print_table  # noqa: PLC0415
+
+    rows = [{key: _plain(value) for key, value in record.items()} for record in records]
+    if as_json:
+        _print_json(rows)
+    else:
+        _print_table(rows, list(columns) if rows else [])
+
+
+def _plain(value):
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return value
