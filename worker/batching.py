@@ -58,9 +58,10 @@ class Pending:
 class Buffer:
     """The main process's buffer of messages, shared by all event task types."""
 
-    def __init__(self, consumer, batch_size: int, interval: float) -> None:
+    def __init__(self, consumer, batch_size: int, interval: float, time_limit: float) -> None:
         self.pool = consumer.pool
         self.batch_size = batch_size
+        self.time_limit = time_limit
         self.slots = max(1, getattr(consumer.pool, "limit", 1) or 1)
         self.waiting: deque[Pending] = deque()
         self.in_flight = 0
@@ -84,6 +85,9 @@ class Buffer:
                     args=([pending.delivery for pending in batch],),
                     callback=lambda decisions, batch=batch: self._settled(batch, decisions),
                     error_callback=lambda exc_info, batch=batch: self._lost(batch, exc_info),
+                    # A batch still running when its messages would be redelivered
+                    # anyway is stuck: the pool kills it and we requeue it.
+                    timeout=self.time_limit,
                 )
             except Exception:
                 logger.exception("could not hand a batch to the pool; requeueing it")
@@ -117,7 +121,8 @@ def batch_strategy(task, app, consumer, **_options):
     buffer = _buffers.get(id(consumer))
     if buffer is None:
         settings = get_settings()
-        buffer = Buffer(consumer, settings.batch_size, settings.batch_interval)
+        buffer = Buffer(consumer, settings.batch_size, settings.batch_interval,
+                        settings.visibility_timeout)
         _buffers[id(consumer)] = buffer
     Request = create_request_cls(
         symbol_by_name(task.Request), task, consumer.pool, consumer.hostname,
