@@ -224,20 +224,23 @@ def parse_event(task_name: str, args: Any, kwargs: Any) -> Event | InvalidEvent:
         return InvalidEvent("; ".join(reasons.values()), next(iter(reasons)))
 
 
+def _digest(content: Any) -> str:
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
 def event_fingerprint(event: Event) -> str:
     """Digest of what the producer said, to tell a redelivery from a conflict.
 
     A missing occurred_at stays missing here, so the worker's default (the
     receive time) does not make a redelivered event look different.
     """
-    content = event.model_dump(mode="json", exclude_none=True)
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    return _digest(event.model_dump(mode="json", exclude_none=True))
 
 
-def identity_fingerprint(event: Created) -> str:
-    """Digest of the fields a ``created`` fixes; a second created must match it."""
-    identity = {
+def identity_fields(event: Created) -> dict[str, Any]:
+    """The fields a ``created`` fixes for good (workspace_id None when absent)."""
+    return {
         "domain_id": event.domain_id,
         "job_id": event.job_id,
         "data_source_id": event.data_source_id,
@@ -245,6 +248,8 @@ def identity_fingerprint(event: Created) -> str:
         "resource_group": event.resource_group,
         "options": event.options,
     }
-    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
+
+def identity_fingerprint(event: Created) -> str:
+    """Digest of the identity fields; a second created must match it."""
+    return _digest(identity_fields(event))

@@ -22,7 +22,7 @@ from pymongo import UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
-from worker.events import Created
+from worker.events import Created, identity_fields
 from worker.lifecycle import StoredView, Summary, Terminal
 
 JOB_TASKS = "job_tasks"
@@ -167,19 +167,10 @@ class Marker:
 def created_update(event: Created, identity: str, summary: Summary, marker: Marker, max_events: int) -> UpdateOne:
     """Upsert for a created: fixes identity on a new document, else must match it."""
     fresh = "$_fresh"
-    identity_fields = {
-        "domain_id": event.domain_id,
-        "job_id": event.job_id,
-        "data_source_id": event.data_source_id,
-        "resource_group": event.resource_group,
-        "options": event.options,
-        "_identity": identity,
-    }
+    fixed = {**identity_fields(event), "_identity": identity}
     keep_or_set = {
-        name: {"$cond": [fresh, _lit(value), f"${name}"]} for name, value in identity_fields.items()
-    }
-    keep_or_set["workspace_id"] = {
-        "$cond": [fresh, _lit(event.workspace_id) if event.workspace_id else "$$REMOVE", "$workspace_id"]
+        name: {"$cond": [fresh, "$$REMOVE" if value is None else _lit(value), f"${name}"]}
+        for name, value in fixed.items()
     }
     accept = {
         "$and": [
