@@ -265,13 +265,22 @@ def fold(deliveries: Iterable[tuple[Event, datetime]]) -> TaskState:
 
 
 @dataclass(frozen=True)
+class AppliedMarker:
+    """Who applied an event: its content's fingerprint, the batch, the message."""
+
+    fingerprint: str
+    batch_id: str
+    message_id: str | None
+
+
+@dataclass(frozen=True)
 class StoredView:
     """What the store holds about one task, as far as judging a delivery needs."""
 
     domain_id: str
     identity: str | None
     terminal_event_id: str | None
-    applied: dict[str, tuple[str, str]]  # event_id -> (fingerprint, batch_id)
+    applied: dict[str, AppliedMarker]  # event_id -> marker, for the events being judged
     applied_count: int
 
 
@@ -284,14 +293,17 @@ def judge(
     batch_id: str,
     view: StoredView | None,
     max_events: int,
+    parked_message_id: str | None = None,
 ) -> Outcome:
     """What became of one event, from the store's state after the batch wrote.
 
     The store's guarded updates decide; this reads their decision back: the
     event's marker in ``_applied`` says whether it is in the task's set, and
-    whose batch put it there. ``RETRY`` means the grouped update skipped it
-    because another event of its group was already applied; the caller
-    applies it again on its own.
+    which batch put it there. A parked delivery (``parked_message_id``) counts
+    as applied when its own message was applied, whichever worker's batch
+    replayed it. ``RETRY`` means the grouped update skipped the event because
+    another event of its group was already applied; the caller applies it
+    again on its own.
     """
     if view is None:
         return Outcome(PARKED, "waiting for the job task's created event")
@@ -304,10 +316,10 @@ def judge(
         if view.applied_count >= max_events:
             return Outcome(REJECTED, f"the job task has reached its limit of {max_events} events")
         return RETRY
-    applied_fingerprint, applied_by = marker
-    if applied_fingerprint != fingerprint:
+    if marker.fingerprint != fingerprint:
         return Outcome(CONFLICT, "event_id already applied with different content")
-    if applied_by != batch_id:
+    replayed = parked_message_id is not None and marker.message_id == parked_message_id
+    if marker.batch_id != batch_id and not replayed:
         return Outcome(DUPLICATE, "event_id already applied")
     if isinstance(event, tuple(TERMINAL_STATUS_OF)) and view.terminal_event_id != event.event_id:
         return Outcome(IGNORED, f"task already ended by {view.terminal_event_id}")

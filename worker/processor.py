@@ -122,7 +122,7 @@ class Batch:
         for item in leaders:
             if isinstance(item.event, Created):
                 summary = lifecycle.summarize(item.event, item.occurred_at)
-                marker = store.Marker(item.event.event_id, item.fingerprint, self.batch_id)
+                marker = self._marker(item)
                 identity = lifecycle.identity_fingerprint(item.event)
                 ops.append(store.created_update(item.event, identity, summary, marker, self.max_events))
                 created_ids.append(item.event.job_task_id)
@@ -133,16 +133,22 @@ class Batch:
                 groups[(item.event.job_task_id, item.event.domain_id)].append(item)
         for (job_task_id, domain_id, *_), items in groups.items():
             summary = lifecycle.summarize_all((i.event, i.occurred_at) for i in items)
-            markers = [store.Marker(i.event.event_id, i.fingerprint, self.batch_id) for i in items]
+            markers = [self._marker(i) for i in items]
             ops.append(store.events_update(job_task_id, domain_id, summary, markers, self.max_events))
             created_ids.append(None)
             op_items.append(items)
         return ops, created_ids, op_items
 
+    def _marker(self, item: Item) -> store.Marker:
+        return store.Marker(item.event.event_id, item.fingerprint, self.batch_id, item.delivery.message_id)
+
     def _judge(self, item: Item, view, refused: str | None) -> Outcome:
         if refused:
             return Outcome(lifecycle.REJECTED, refused)
-        outcome = lifecycle.judge(item.event, item.fingerprint, self.batch_id, view, self.max_events)
+        parked_message = item.delivery.message_id if item.parked_id else None
+        outcome = lifecycle.judge(
+            item.event, item.fingerprint, self.batch_id, view, self.max_events, parked_message
+        )
         if outcome.kind in (lifecycle.APPLIED, lifecycle.IGNORED) and item.key in self.claimed:
             return Outcome(lifecycle.DUPLICATE, "event_id already applied")
         return outcome

@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     # visibility timeout, so it must exceed the longest batch including its
     # store retries (store_retry_budget).
     visibility_timeout: float = Field(default=300.0, gt=0)
-    batch_size: int = Field(default=100, ge=1, le=10_000)
+    batch_size: int = Field(default=200, ge=1, le=10_000)
     batch_interval: float = Field(default=0.05, gt=0)
     store_retry_budget: float = Field(default=120.0, gt=0)
     store_retry_base: float = Field(default=0.2, gt=0)

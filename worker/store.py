@@ -6,7 +6,8 @@ expressions; no value is read, changed in Python and written back, so two
 workers applying events of one task at once still end in the rule's state.
 
 Idempotency lives in the document itself: ``_applied`` lists each applied
-event_id with the fingerprint of its content and the batch that applied it,
+event_id with the fingerprint of its content and the batch and message that
+applied it,
 and every update is guarded by "none of these event_ids applied yet". A batch
 groups the events of one task into a single update, so the store sees one
 round trip per task and batch rather than one per event.
@@ -23,13 +24,14 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
 from worker.events import Created, identity_fields
-from worker.lifecycle import StoredView, Summary, Terminal
+from worker.lifecycle import AppliedMarker, StoredView, Summary, Terminal
 
 JOB_TASKS = "job_tasks"
 EVENTS = "job_task_events"
 DEAD_LETTERS = "job_task_dead_letters"
 
 DUPLICATE_KEY = 11000
+SHIP_WHOLE_BELOW = 256  # _applied markers read back whole rather than filtered
 # Write errors that a later attempt can get past (MongoDB's error codes).
 TRANSIENT_WRITE_ERRORS = frozenset({6, 7, 50, 89, 91, 112, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
 
@@ -159,9 +161,10 @@ class Marker:
     event_id: str
     fingerprint: str
     batch_id: str
+    message_id: str
 
     def doc(self) -> dict:
-        return {"e": self.event_id, "f": self.fingerprint, "b": self.batch_id}
+        return {"e": self.event_id, "f": self.fingerprint, "b": self.batch_id, "m": self.message_id}
 
 
 def created_update(event: Created, identity: str, summary: Summary, marker: Marker, max_events: int) -> UpdateOne:
@@ -252,11 +255,18 @@ def read_views(db: Database, job_task_ids: set[str], event_ids: set[str]) -> dic
         "domain_id": 1,
         "_identity": 1,
         "terminal_event_id": "$_terminal.event_id",
+        # Small lists come whole and are filtered here: a server-side $filter
+        # costs markers x batch ids per document, which dominated secantusdb's
+        # time; large ones are filtered there so a big task is not shipped.
         "applied": {
-            "$filter": {
-                "input": {"$ifNull": ["$_applied", []]},
-                "cond": {"$in": ["$$this.e", _lit(sorted(event_ids))]},
-            }
+            "$cond": [
+                {"$lte": [{"$size": {"$ifNull": ["$_applied", []]}}, SHIP_WHOLE_BELOW]},
+                {"$ifNull": ["$_applied", []]},
+                {"$filter": {
+                    "input": {"$ifNull": ["$_applied", []]},
+                    "cond": {"$in": ["$$this.e", _lit(sorted(event_ids))]},
+                }},
+            ]
         },
         "applied_count": {"$size": {"$ifNull": ["$_applied", []]}},
     }
@@ -266,7 +276,11 @@ def read_views(db: Database, job_task_ids: set[str], event_ids: set[str]) -> dic
             domain_id=doc.get("domain_id"),
             identity=doc.get("_identity"),
             terminal_event_id=doc.get("terminal_event_id"),
-            applied={m["e"]: (m["f"], m["b"]) for m in doc.get("applied") or []},
+            applied={
+                m["e"]: AppliedMarker(m["f"], m["b"], m.get("m"))
+                for m in doc.get("applied") or []
+                if m["e"] in event_ids
+            },
             applied_count=doc.get("applied_count", 0),
         )
     return views

@@ -52,7 +52,15 @@ class Channel(kombu_redis.Channel):
         self._refreshed_at = 0.0
         self._fetching_from = None
         self._fetched_queues: set[str] = set()
+        self._commands = None
         super().__init__(*args, **kwargs)
+
+    @property
+    def commands(self):
+        """One client on the channel's pool for our own commands (kombu makes one per call)."""
+        if self._commands is None:
+            self._commands = self._create_client()
+        return self._commands
 
     def _inflight_key(self, queue: str) -> str:
         return f"{INFLIGHT}{self.owner}:{queue}"
@@ -61,8 +69,7 @@ class Channel(kombu_redis.Channel):
         now = time.monotonic()
         ttl = max(2, int(self.inflight_alive_ttl))
         if now - self._refreshed_at >= ttl / 3:
-            with self.conn_or_acquire() as client:
-                client.set(ALIVE + self.owner, 1, ex=ttl)
+            self.commands.set(ALIVE + self.owner, 1, ex=ttl)
             self._refreshed_at = now
 
     def _brpop_start(self, timeout=None):
@@ -97,8 +104,7 @@ class Channel(kombu_redis.Channel):
                 self.connection._deliver(loads(bytes_to_str(item)), queue)
             finally:
                 # Now in kombu's unacked hash (or handed back): out of flight.
-                with self.conn_or_acquire() as client:
-                    client.lrem(self._inflight_key(queue), 1, item)
+                self.commands.lrem(self._inflight_key(queue), 1, item)
             return True
         finally:
             self._in_poll = None
