@@ -63,7 +63,8 @@ class FindPlan:
     count_only: bool
 
 
-def _list_of(value: Any, key: str) -> list:
+def list_param(value: Any, key: str) -> list:
+    """A list parameter; absent is empty, anything else but a list is refused."""
     if value is None:
         return []
     if not isinstance(value, list):
@@ -75,11 +76,11 @@ def user_clauses(query: dict, resolve: KeyResolver, now: datetime) -> list[dict]
     """``filter`` (ANDed), ``filter_or`` (ORed, then ANDed) and ``keyword`` as clauses."""
     clauses = [
         build_condition(item, resolve, now, "query.filter")
-        for item in _list_of(query.get("filter"), "query.filter")
+        for item in list_param(query.get("filter"), "query.filter")
     ]
     either = [
         build_condition(item, resolve, now, "query.filter_or")
-        for item in _list_of(query.get("filter_or"), "query.filter_or")
+        for item in list_param(query.get("filter_or"), "query.filter_or")
     ]
     if len(either) == 1:
         clauses.append(either[0])
@@ -221,7 +222,7 @@ def projection_for(only: Any, minimal: bool) -> dict:
     if minimal:
         paths = list(MINIMAL_FIELDS)
     else:
-        requested = _list_of(only, "query.only")
+        requested = list_param(only, "query.only")
         paths = [field_path(path, "query.only") for path in requested] or list(JOB_TASK_FIELDS)
     # A path under another selected one would be a projection path collision.
     kept = [p for p in dict.fromkeys(paths) if not any(p.startswith(f"{q}.") for q in paths)]

@@ -26,6 +26,7 @@ from worker.query import (
     LIST_PARAMS,
     Scope,
     check_params,
+    list_param,
     page_window,
     param_clauses,
     query_of,
@@ -117,14 +118,6 @@ def _dict(value: Any, where: str) -> dict:
     return value
 
 
-def _list(value: Any, where: str) -> list:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ERROR_INVALID_PARAMETER_TYPE(key=where, type="list")
-    return value
-
-
 def _name(spec: dict, where: str) -> str:
     name = spec.get("name", spec.get("n"))
     if name is None:
@@ -162,8 +155,8 @@ def _unwind(options: Any, shape: _Shape) -> dict:
 
 def _group(options: Any, shape: _Shape) -> dict:
     options = _dict(options, "aggregate.group")
-    keys = _list(options.get("keys"), "aggregate.group.keys")
-    fields = _list(options.get("fields"), "aggregate.group.fields")
+    keys = list_param(options.get("keys"), "aggregate.group.keys")
+    fields = list_param(options.get("fields"), "aggregate.group.fields")
     if not keys and not fields:
         raise ERROR_REQUIRED_PARAMETER(key="aggregate.group.keys || aggregate.group.fields")
     group_id: dict = {}
@@ -208,7 +201,7 @@ def _accumulator(spec: dict, shape: _Shape) -> dict:
     when = _conditions(conditions, shape) if conditions else None
     if operator == "count":
         return {mongo: {"$cond": [when, 1, 0]} if when else 1}
-    sub_fields = _list(spec.get("fields"), "aggregate.group.fields.fields")
+    sub_fields = list_param(spec.get("fields"), "aggregate.group.fields.fields")
     if operator == "push" and spec.get("key", spec.get("k")) is None and sub_fields:
         pushed = {}
         for sub in sub_fields:
@@ -224,7 +217,7 @@ def _accumulator(spec: dict, shape: _Shape) -> dict:
 
 def _conditions(conditions: Any, shape: _Shape) -> dict:
     clauses = []
-    for item in _list(conditions, "aggregate.group.fields.conditions"):
+    for item in list_param(conditions, "aggregate.group.fields.conditions"):
         item = _dict(item, "aggregate.group.fields.conditions")
         key = item.get("key", item.get("k"))
         operator = item.get("operator", item.get("o"))
@@ -263,7 +256,7 @@ def _sort(options: Any, shape: _Shape) -> dict:
 
 def _project(options: Any, shape: _Shape) -> dict:
     options = _dict(options, "aggregate.project")
-    fields = _list(options.get("fields"), "aggregate.project.fields")
+    fields = list_param(options.get("fields"), "aggregate.project.fields")
     if not fields:
         raise ERROR_REQUIRED_PARAMETER(key="aggregate.project.fields")
     exclude_keys = options.get("exclude_keys", False)
@@ -349,7 +342,7 @@ def _match(options: Any, shape: _Shape, now: datetime) -> dict:
     options = _dict(options, "aggregate.match")
     clauses = [
         build_condition(item, shape.ref, now, "aggregate.match.filter")
-        for item in _list(options.get("filter"), "aggregate.match.filter")
+        for item in list_param(options.get("filter"), "aggregate.match.filter")
     ]
     return {"$match": {"$and": clauses} if clauses else {}}
 
