@@ -85,8 +85,9 @@ class Buffer:
                     args=([pending.delivery for pending in batch],),
                     callback=lambda decisions, batch=batch: self._settled(batch, decisions),
                     error_callback=lambda exc_info, batch=batch: self._lost(batch, exc_info),
-                    # A batch still running when its messages would be redelivered
-                    # anyway is stuck: the pool kills it and we requeue it.
+                    # A batch still running well after its retry budget is stuck
+                    # (a hung socket, a wedged process): the pool kills it and we
+                    # requeue it.
                     timeout=self.time_limit,
                 )
             except Exception:
@@ -122,7 +123,7 @@ def batch_strategy(task, app, consumer, **_options):
     if buffer is None:
         settings = get_settings()
         buffer = Buffer(consumer, settings.batch_size, settings.batch_interval,
-                        settings.visibility_timeout)
+                        settings.visibility_timeout + settings.store_retry_budget)
         _buffers[id(consumer)] = buffer
     Request = create_request_cls(
         symbol_by_name(task.Request), task, consumer.pool, consumer.hostname,
