@@ -23,7 +23,7 @@ def several_tasks(draw):
     return events, draw(deliveries(events))
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=several_tasks())
 def test_worker_state_equals_the_rules(pipeline, case):
     events, delivered = case
