@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -167,6 +168,12 @@ class Pipeline:
         from worker.store import stored_task  # noqa: PLC0415
 
         return stored_task(self.db, job_task_id)
+
+    def logged_event_ids(self, job_task_id: str) -> Counter:
+        """How often each event_id stands in the task's log (once, or the store doubled it)."""
+        prefix = len(job_task_id) + 1
+        entries = self.db.job_task_log.find({"t": job_task_id}, {"ev.i": 1})
+        return Counter(item["i"][prefix:] for entry in entries for item in entry["ev"])
 
     def history(self, **query) -> list[dict]:
         return list(self.db.job_task_events.find(query))

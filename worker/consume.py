@@ -4,26 +4,37 @@
 retries the batch through store outages (``worker.retry``) and answers, per
 message, ``ack`` once the message's outcome is stored or ``requeue`` when it
 could not be, so that the broker redelivers it.
+
+One deadline covers the whole call, the one-by-one fallback included: it
+returns within JOBTASK_STORE_RETRY_BUDGET plus one store operation's
+timeout, so the main process can hold a batch's messages for a known time.
+A message is set aside as an internal error only when it fails on its own
+for a reason that is not the store's availability.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import time
 import uuid
 from datetime import datetime
 
 from pymongo.database import Database
 
 from worker import history, lifecycle
-from worker.batching import ACK, REQUEUE
 from worker.history import Delivery
 from worker.processor import BatchResult, process_batch
-from worker.retry import Backoff, StoreUnavailable, retry_transient
+from worker.retry import Backoff, StoreUnavailable, is_transient, retry_transient
 from worker.settings import Settings, get_settings
 from worker.store import connect
 
 logger = logging.getLogger(__name__)
+
+ACK = "ack"
+REQUEUE = "requeue"
+MAX_MESSAGE_ID = 128  # longer ids (any producer may set one) are kept as a digest
 
 _databases: dict[int, Database] = {}
 
@@ -41,53 +52,84 @@ def process_database(settings: Settings) -> Database:
     return _databases[pid]
 
 
-def _deliveries(raw: list[tuple]) -> list[Delivery]:
+def _message_id(raw: str) -> str:
+    text = str(raw)
+    if len(text) <= MAX_MESSAGE_ID:
+        return text
+    return "sha256:" + hashlib.sha256(text.encode(errors="replace")).hexdigest()
+
+
+def deliveries_of(raw: list[tuple]) -> list[Delivery]:
     return [
-        Delivery(message_id, task_name, args, kwargs if isinstance(kwargs, dict) else {"kwargs": kwargs},
+        Delivery(_message_id(message_id), task_name, args,
+                 kwargs if isinstance(kwargs, dict) else {"kwargs": kwargs},
                  received_at if isinstance(received_at, datetime) else datetime.fromisoformat(received_at),
                  refusal)
         for message_id, task_name, args, kwargs, received_at, refusal in raw
     ]
 
 
-def _settle(db: Database, deliveries: list[Delivery], settings: Settings) -> BatchResult:
-    batch_id = uuid.uuid4().hex
-    backoff = Backoff(settings.store_retry_base, settings.store_retry_cap, settings.store_retry_budget)
-    return retry_transient(
-        lambda: process_batch(db, deliveries, batch_id, settings.max_events_per_task), backoff
-    )
+class Settler:
+    """Settles deliveries in the store before one deadline (monotonic clock)."""
 
+    def __init__(self, settings: Settings, deadline: float) -> None:
+        self.settings = settings
+        self.deadline = deadline
+        self.backoff = Backoff(settings.store_retry_base, settings.store_retry_cap,
+                               settings.store_retry_budget)
 
-def _dead_letter_internal(delivery: Delivery, exc: Exception, settings: Settings) -> str:
-    """A message that fails for no known reason is set aside, not retried forever."""
-    outcome = lifecycle.Outcome(lifecycle.REJECTED, f"internal error: {type(exc).__name__}: {exc}")
-    try:
-        db = process_database(settings)
-        history.write_history(db, [history.history_record(delivery, "internal", outcome)])
-        history.write_dead_letters(db, [history.dead_letter_record(delivery, outcome, None, None)])
-        return ACK
-    except Exception:
-        logger.exception("could not dead-letter message %s; requeued", delivery.message_id)
-        return REQUEUE
+    def settle(self, deliveries: list[Delivery]) -> BatchResult:
+        """The whole batch, retried through transient errors under one batch id."""
+        db = process_database(self.settings)
+        batch_id = uuid.uuid4().hex
+        max_events = self.settings.max_events_per_task
+        return retry_transient(lambda: process_batch(db, deliveries, batch_id, max_events),
+                               self.backoff, deadline=self.deadline)
+
+    def set_aside(self, delivery: Delivery, exc: Exception) -> str:
+        """A message that fails on its own, not for the store: dead-letter it, never loop on it."""
+        outcome = lifecycle.Outcome(lifecycle.REJECTED, f"internal error: {type(exc).__name__}: {exc}")
+
+        def record() -> None:
+            db = process_database(self.settings)
+            history.write_history(db, [history.history_record(delivery, "internal", outcome)])
+            history.write_dead_letters(db, [history.dead_letter_record(delivery, outcome, None, None)])
+
+        try:
+            retry_transient(record, self.backoff, deadline=self.deadline)
+            return ACK
+        except Exception:
+            logger.exception("could not dead-letter message %s; requeued", delivery.message_id)
+            return REQUEUE
+
+    def decide(self, deliveries: list[Delivery]) -> list[str]:
+        """``ack`` or ``requeue`` per delivery; splits a batch that fails for no store reason."""
+        try:
+            result = self.settle(deliveries)
+        except StoreUnavailable as exc:
+            logger.error("batch of %d requeued: %s", len(deliveries), exc)
+            return [REQUEUE] * len(deliveries)
+        except Exception as exc:
+            if is_transient(exc):  # the deadline came first
+                logger.error("batch of %d requeued: %s", len(deliveries), exc)
+                return [REQUEUE] * len(deliveries)
+            if len(deliveries) == 1:
+                logger.exception("message %s could not be settled", deliveries[0].message_id)
+                return [self.set_aside(deliveries[0], exc)]
+            logger.exception("batch of %d failed; settling its messages one by one", len(deliveries))
+            return [self.decide_one(delivery) for delivery in deliveries]
+        applied = result.count(lifecycle.APPLIED)
+        logger.info("batch of %d settled: %d applied", len(deliveries), applied)
+        return [ACK] * len(deliveries)
+
+    def decide_one(self, delivery: Delivery) -> str:
+        if time.monotonic() >= self.deadline:
+            return REQUEUE  # out of time: the broker brings it back
+        return self.decide([delivery])[0]
 
 
 def run_batch(raw: list[tuple]) -> list[str]:
     """Settle a batch; on an unexpected error, settle its messages one by one."""
     settings = get_settings()
-    deliveries = _deliveries(raw)
-    try:
-        db = process_database(settings)
-        result = _settle(db, deliveries, settings)
-    except StoreUnavailable as exc:
-        logger.error("batch of %d requeued: %s", len(deliveries), exc)
-        return [REQUEUE] * len(deliveries)
-    except Exception as exc:
-        if len(deliveries) == 1:
-            logger.exception("message %s could not be settled", deliveries[0].message_id)
-            return [_dead_letter_internal(deliveries[0], exc, settings)]
-        logger.exception("batch of %d failed; settling its messages one by one", len(deliveries))
-        return [run_batch([item])[0] for item in raw]
-    applied = result.count(lifecycle.APPLIED)
-    logger.info("batch of %d settled: %d applied", len(deliveries), applied)
-    return [ACK] * len(deliveries)
-
+    deadline = time.monotonic() + settings.store_retry_budget
+    return Settler(settings, deadline).decide(deliveries_of(raw))

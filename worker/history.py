@@ -24,6 +24,7 @@ from pymongo.errors import BulkWriteError
 from worker import lifecycle
 from worker.events import EVENT_TYPES, TASK_PREFIX, Event
 from worker.lifecycle import Outcome
+from worker.retry import check_bulk_errors
 from worker.store import DEAD_LETTERS, DUPLICATE_KEY, EVENTS
 
 logger = logging.getLogger(__name__)
@@ -119,11 +120,7 @@ def insert_new(db: Database, collection: str, records: list[dict]) -> list[dict]
     try:
         db[collection].insert_many(records, ordered=False)
     except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        others = [error for error in errors if error.get("code") != DUPLICATE_KEY]
-        if others:
-            raise
-        return [records[error["index"]] for error in errors]
+        return [records[error["index"]] for error in check_bulk_errors(exc, tolerated={DUPLICATE_KEY})]
     return []
 
 
@@ -131,10 +128,13 @@ def write_history(db: Database, records: list[dict]) -> None:
     """Insert final records; one that exists already (it was parked) is overwritten."""
     existing = insert_new(db, EVENTS, records)
     if existing:
-        db[EVENTS].bulk_write(
-            [UpdateOne({"_id": record["_id"]}, {"$set": record}) for record in existing],
-            ordered=False,
-        )
+        try:
+            db[EVENTS].bulk_write(
+                [UpdateOne({"_id": record["_id"]}, {"$set": record}) for record in existing],
+                ordered=False,
+            )
+        except BulkWriteError as exc:
+            check_bulk_errors(exc, tolerated=())
 
 
 def resolve_parked(db: Database, resolutions: list[tuple[str, Outcome, str]]) -> None:
@@ -151,7 +151,10 @@ def resolve_parked(db: Database, resolutions: list[tuple[str, Outcome, str]]) ->
         else:
             update["$unset"] = {"reason": ""}
         ops.append(UpdateOne({"_id": parked_id, "outcome": lifecycle.PARKED}, update))
-    db[EVENTS].bulk_write(ops, ordered=False)
+    try:
+        db[EVENTS].bulk_write(ops, ordered=False)
+    except BulkWriteError as exc:
+        check_bulk_errors(exc, tolerated=())
 
 
 def write_dead_letters(db: Database, records: list[dict]) -> None:

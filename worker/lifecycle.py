@@ -19,9 +19,9 @@ The rules make that true by reducing every event to a ``Summary`` whose
   created, started, progressed and the deciding terminal event.
 
 Which events are accepted (the same event_id twice, a second created with
-other identity fields, another domain's event) is decided by ``fold`` here and
-by ``worker.store`` in MongoDB; ``worker.store`` translates ``merge`` into one
-atomic update pipeline. The property tests hold the two to the same answers.
+other identity fields, another domain's event) is decided by ``fold`` here,
+the reference model, and by ``worker.acceptance`` with the store's event log
+in the worker; the property tests hold the two to the same answers.
 """
 
 from __future__ import annotations
@@ -148,28 +148,38 @@ def status_of(summary: Summary) -> str:
     return IN_PROGRESS if summary.started_at is not None else PENDING
 
 
+def derived(summary: Summary) -> dict:
+    """The fields a summary decides, ``None`` where a task has no value yet.
+
+    Every one of them may change when an event joins; the identity fields
+    never do. The store sets these after every change (and unsets the Nones).
+    """
+    terminal = summary.terminal
+    failed = terminal is not None and terminal.status == FAILURE
+    return {
+        "status": status_of(summary),
+        "created_count": summary.progress_count + (terminal.created_count_delta if terminal else 0),
+        "created_at": summary.created_at,
+        "started_at": summary.started_at,
+        "updated_at": _latest(summary.activity_at, terminal.occurred_at if terminal else None),
+        "finished_at": terminal.occurred_at if terminal else None,
+        "error_code": terminal.error_code if failed else None,
+        "error_message": terminal.error_message if failed else None,
+    }
+
+
 def project(identity: Created, summary: Summary) -> dict:
     """The JobTask as readers see it: seed field names, absent when empty."""
-    terminal = summary.terminal
     task = {
         "job_task_id": identity.job_task_id,
-        "status": status_of(summary),
         "options": identity.options,
-        "created_count": summary.progress_count
-        + (terminal.created_count_delta if terminal else 0),
         "resource_group": identity.resource_group,
         "domain_id": identity.domain_id,
         "workspace_id": identity.workspace_id,
         "job_id": identity.job_id,
         "data_source_id": identity.data_source_id,
-        "created_at": summary.created_at,
-        "started_at": summary.started_at,
-        "updated_at": _latest(summary.activity_at, terminal.occurred_at if terminal else None),
-        "finished_at": terminal.occurred_at if terminal else None,
+        **derived(summary),
     }
-    if terminal is not None and terminal.status == FAILURE:
-        task["error_code"] = terminal.error_code
-        task["error_message"] = terminal.error_message
     return {key: value for key, value in task.items() if value is not None}
 
 
@@ -261,66 +271,3 @@ def fold(deliveries: Iterable[tuple[Event, datetime]]) -> TaskState:
 
     task = project(identity, summary) if identity is not None else None
     return TaskState(task=task, summary=summary, outcomes=tuple(outcomes))
-
-
-
-@dataclass(frozen=True)
-class AppliedMarker:
-    """Who applied an event: its content's fingerprint, the batch, the message."""
-
-    fingerprint: str
-    batch_id: str
-    message_id: str | None
-
-
-@dataclass(frozen=True)
-class StoredView:
-    """What the store holds about one task, as far as judging a delivery needs."""
-
-    domain_id: str
-    identity: str | None
-    terminal_event_id: str | None
-    applied: dict[str, AppliedMarker]  # event_id -> marker, for the events being judged
-    applied_count: int
-
-
-RETRY = Outcome("retry", "not applied yet: another event of the batch was already applied")
-
-
-def judge(
-    event: Event,
-    fingerprint: str,
-    batch_id: str,
-    view: StoredView | None,
-    max_events: int,
-    parked_message_id: str | None = None,
-) -> Outcome:
-    """What became of one event, from the store's state after the batch wrote.
-
-    The store's guarded updates decide; this reads their decision back: the
-    event's marker in ``_applied`` says whether it is in the task's set, and
-    which batch put it there. A parked delivery (``parked_message_id``) counts
-    as applied when its own message was applied, whichever worker's batch
-    replayed it. ``RETRY`` means the grouped update skipped the event because
-    another event of its group was already applied; the caller applies it
-    again on its own.
-    """
-    if view is None:
-        return Outcome(PARKED, "waiting for the job task's created event")
-    if isinstance(event, Created) and identity_fingerprint(event) != view.identity:
-        return Outcome(CONFLICT, "created again with different identity fields")
-    if event.domain_id != view.domain_id:
-        return Outcome(REJECTED, "domain_id does not match the job task's")
-    marker = view.applied.get(event.event_id)
-    if marker is None:
-        if view.applied_count >= max_events:
-            return Outcome(REJECTED, f"the job task has reached its limit of {max_events} events")
-        return RETRY
-    if marker.fingerprint != fingerprint:
-        return Outcome(CONFLICT, "event_id already applied with different content")
-    replayed = parked_message_id is not None and marker.message_id == parked_message_id
-    if marker.batch_id != batch_id and not replayed:
-        return Outcome(DUPLICATE, "event_id already applied")
-    if isinstance(event, tuple(TERMINAL_STATUS_OF)) and view.terminal_event_id != event.event_id:
-        return Outcome(IGNORED, f"task already ended by {view.terminal_event_id}")
-    return Outcome(APPLIED)

@@ -1,22 +1,27 @@
-"""One batch of deliveries: validate, apply to the store, judge, record.
+"""One batch of deliveries: validate, admit, log, fold, judge, record.
 
 The path of a batch:
 
 1. ``parse_event`` checks each message against the contract; a bad one is
    rejected with a reason naming the field.
-2. The events of each task become one guarded update (a ``created`` its own
-   upsert), all sent in one unordered bulk write.
-3. The tasks are read back and ``lifecycle.judge`` tells, per event, what the
-   guarded updates decided: applied, duplicate, ignored, conflict, rejected,
-   parked (no created yet) or retry (grouped with an event applied before).
-4. Parked events are written to the history and the task checked once more,
-   so that a created applied meanwhile by another worker is never missed; a
-   created that inserted its task picks up the events parked for it.
-5. Every delivery's record goes to the history, every refused one to the
-   dead letters.
+2. Rounds. The events of each task meet the task's stored state in
+   ``acceptance.admit``; those that join become one log entry per task, all
+   inserted in one bulk (the commit, ``store.claim``), then folded into the
+   task documents in one bulk of guarded updates. An entry whose number
+   another writer took, or which holds an event logged before, goes round
+   again once its task has caught up with its log; an event logged before is
+   judged from what the log holds (applied, duplicate, conflict).
+3. Events of a task with no created yet are held: written to the history as
+   ``parked``, then their tasks read once more, so that a created logged
+   meanwhile by another worker is never missed (step 4 is the other half).
+4. A batch that carried a created looks for the events parked for its task
+   and takes them through step 2.
+5. Refused deliveries go to the dead letters, every delivery's record to
+   the history; parked records are resolved last.
 
-All of it is idempotent under the same ``batch_id``, so the caller retries
-the whole batch through a store outage.
+Every step is idempotent, so the caller retries the whole batch through a
+store outage, and a worker that dies at any point leaves its messages to be
+delivered again with nothing lost or doubled.
 """
 
 from __future__ import annotations
@@ -28,12 +33,22 @@ from datetime import datetime
 from pymongo.database import Database
 
 from worker import history, lifecycle, store
+from worker.acceptance import (
+    Candidate,
+    Identity,
+    StoredTask,
+    admit,
+    duplicate_outcome,
+    joined_outcome,
+)
 from worker.events import Created, Event, InvalidEvent, event_fingerprint, parse_event, to_millis
 from worker.history import Delivery
 from worker.lifecycle import Outcome
 from worker.retry import BatchNotSettled
+from worker.store import LogEntry, LoggedEvent, TaskRow
 
 MAX_ROUNDS = 8
+PARKED = Outcome(lifecycle.PARKED, "waiting for the job task's created event")
 
 
 @dataclass
@@ -45,11 +60,17 @@ class Item:
     occurred_at: datetime
     fingerprint: str
     parked_id: str | None = None  # its history record, once parked
-    alone: bool = False  # apply in an update of its own next round
 
     @property
-    def key(self) -> tuple[str, str]:
-        return self.event.job_task_id, self.event.event_id
+    def job_task_id(self) -> str:
+        return self.event.job_task_id
+
+    @property
+    def key(self) -> str:
+        return store.event_key(self.event.job_task_id, self.event.event_id)
+
+    def logged(self) -> LoggedEvent:
+        return LoggedEvent(self.event.event_id, self.fingerprint, self.delivery.message_id)
 
 
 @dataclass
@@ -81,6 +102,23 @@ def _item_from_parked(record: dict) -> Item:
     return _item(delivery, history.event_from_record(record), record["_id"], record["occurred_at"])
 
 
+def _by_task(items: list[Item]) -> dict[str, list[Item]]:
+    grouped: dict[str, list[Item]] = defaultdict(list)
+    for item in items:
+        grouped[item.job_task_id].append(item)
+    return grouped
+
+
+@dataclass
+class _Plan:
+    """One task's joined events in a round, as the entry that would log them."""
+
+    row: TaskRow | None
+    entry: LogEntry
+    joined: list[Item]
+    after: StoredTask
+
+
 class Batch:
     """The state of one batch while it settles; see the module docstring."""
 
@@ -88,11 +126,13 @@ class Batch:
         self.db = db
         self.batch_id = batch_id
         self.max_events = max_events
-        self.claimed: set[tuple[str, str]] = set()  # keys applied by an earlier item here
         self.records: list[dict] = []
         self.parked_resolutions: list[tuple[str, Outcome, str]] = []
         self.dead_letters: list[dict] = []
         self.result = BatchResult()
+        self.held: list[Item] = []
+        self.behind: set[str] = set()  # tasks whose log is ahead of their document
+        self.founded: set[str] = set()  # tasks a created of this batch was for
 
     # -- recording ---------------------------------------------------------------
 
@@ -114,115 +154,152 @@ class Batch:
         if outcome.dead_letter:
             self.dead_letters.append(history.dead_letter_record(delivery, outcome, event, field_name))
 
-    # -- one round of writes and judgement ----------------------------------------
+    # -- rounds ------------------------------------------------------------------
 
-    def _updates(self, leaders: list[Item]) -> tuple[list, list, list[list[Item]]]:
-        ops, created_ids, op_items = [], [], []
-        groups: dict[tuple[str, str], list[Item]] = defaultdict(list)
-        for item in leaders:
-            if isinstance(item.event, Created):
-                summary = lifecycle.summarize(item.event, item.occurred_at)
-                marker = self._marker(item)
-                identity = lifecycle.identity_fingerprint(item.event)
-                ops.append(store.created_update(item.event, identity, summary, marker, self.max_events))
-                created_ids.append(item.event.job_task_id)
-                op_items.append([item])
-            elif item.alone:
-                groups[(item.event.job_task_id, item.event.domain_id, item.event.event_id)].append(item)
-            else:
-                groups[(item.event.job_task_id, item.event.domain_id)].append(item)
-        for (job_task_id, domain_id, *_), items in groups.items():
-            summary = lifecycle.summarize_all((i.event, i.occurred_at) for i in items)
-            markers = [self._marker(i) for i in items]
-            ops.append(store.events_update(job_task_id, domain_id, summary, markers, self.max_events))
-            created_ids.append(None)
-            op_items.append(items)
-        return ops, created_ids, op_items
-
-    def _marker(self, item: Item) -> store.Marker:
-        return store.Marker(item.event.event_id, item.fingerprint, self.batch_id, item.delivery.message_id)
-
-    def _judge(self, item: Item, view, refused: str | None) -> Outcome:
-        if refused:
-            return Outcome(lifecycle.REJECTED, refused)
-        parked_message = item.delivery.message_id if item.parked_id else None
-        outcome = lifecycle.judge(
-            item.event, item.fingerprint, self.batch_id, view, self.max_events, parked_message
-        )
-        if outcome.kind in (lifecycle.APPLIED, lifecycle.IGNORED) and item.key in self.claimed:
-            return Outcome(lifecycle.DUPLICATE, "event_id already applied")
-        return outcome
+    def run(self, items: list[Item]) -> None:
+        """Take ``items`` through rounds until each is settled or held."""
+        pending = items
+        for _ in range(MAX_ROUNDS):
+            if not pending:
+                return
+            pending = self.round(pending)
+        if pending:
+            raise BatchNotSettled(f"{len(pending)} events still contended after {MAX_ROUNDS} rounds")
 
     def round(self, pending: list[Item]) -> list[Item]:
-        """Apply ``pending`` once; return what must go round again."""
+        """Admit, log and fold ``pending`` once; return what must go round again."""
         leaders, followers, seen = [], [], set()
         for item in pending:
             (followers if item.key in seen else leaders).append(item)
             seen.add(item.key)
-        ops, created_ids, op_items = self._updates(leaders)
-        report = store.write_tasks(self.db, ops, created_ids)
-        views = store.read_views(
-            self.db, {i.event.job_task_id for i in pending}, {i.event.event_id for i in pending}
+        grouped = _by_task(leaders)
+        rows = self._rows(set(grouped))
+        plans = []
+        for job_task_id, items in grouped.items():
+            if any(isinstance(item.event, Created) for item in items):
+                self.founded.add(job_task_id)
+            plan = self._admit(job_task_id, rows.get(job_task_id), items)
+            if plan is not None:
+                plans.append(plan)
+        report = store.claim(self.db, [plan.entry for plan in plans])
+        clashed = [plans[index] for index in report.logged_before]
+        found = store.logged_events(self.db, {item.key for plan in clashed for item in plan.joined})
+        again, updates = list(followers), []
+        for index, plan in enumerate(plans):
+            if index in report.committed:
+                after = TaskRow(plan.entry.job_task_id, plan.entry.version, plan.after)
+                updates.append(store.task_update(plan.row, after, plan.entry.founding))
+                for item in plan.joined:
+                    self.settle(item, item.delivery, joined_outcome(item.event, plan.after.summary))
+            elif index in report.taken:
+                self.behind.add(plan.entry.job_task_id)
+                again += plan.joined
+            else:
+                again += self._judge_logged(plan, found)
+        store.write_tasks(self.db, updates)
+        return again
+
+    def _rows(self, job_task_ids: set[str]) -> dict[str, TaskRow]:
+        """The tasks' documents, caught up with their logs where they were behind."""
+        rows = store.read_tasks(self.db, job_task_ids)
+        lagging = {job_task_id: rows.get(job_task_id) for job_task_id in job_task_ids & self.behind}
+        if lagging:
+            rows.update(store.catch_up(self.db, lagging))
+            self.behind -= set(lagging)
+        return rows
+
+    def _admit(self, job_task_id: str, row: TaskRow | None, items: list[Item]) -> _Plan | None:
+        state = row.state if row else StoredTask()
+        candidates = [Candidate(item.event, item.occurred_at) for item in items]
+        admission = admit(state, candidates, self.max_events)
+        for index, outcome in admission.refused.items():
+            self.settle(items[index], items[index].delivery, outcome)
+        self.held += [items[index] for index in admission.held]
+        if not admission.joined:
+            return None
+        joined = [items[index] for index in admission.joined]
+        founding = None
+        if row is None and admission.founding is not None:
+            fingerprint = Identity.of(admission.founding).fingerprint
+            founding = store.founding_fields(admission.founding, fingerprint)
+        entry = LogEntry(
+            job_task_id=job_task_id,
+            version=(row.version if row else store.NO_ROW_VERSION) + 1,
+            batch_id=self.batch_id,
+            events=tuple(item.logged() for item in joined),
+            contribution=admission.contribution,
+            founding=founding,
         )
-        again, parked = [], []
-        judged = [(i, report.refused.get(index)) for index, items in enumerate(op_items) for i in items]
-        judged += [(i, None) for i in followers]
-        for item, refused in judged:
-            outcome = self._judge(item, views.get(item.event.job_task_id), refused)
-            if outcome is lifecycle.RETRY:
-                item.alone = True
-                again.append(item)
-            elif outcome.kind == lifecycle.PARKED:
-                parked.append(item)
-            else:
-                if outcome.kind in (lifecycle.APPLIED, lifecycle.IGNORED):
-                    self.claimed.add(item.key)
-                self.settle(item, item.delivery, outcome)
-        again += self._park(parked)
-        again += self._replay_parked(report.created_new, again)
-        return again
+        return _Plan(row, entry, joined, admission.after)
 
-    def _park(self, parked: list[Item]) -> list[Item]:
-        """Keep events that came before their created; recheck after writing them.
-
-        Writing the parked record before looking again pairs with a created's
-        worker, which writes the task before looking for parked records: one of
-        the two always sees the other.
-        """
-        if not parked:
-            return []
-        outcome = Outcome(lifecycle.PARKED, "waiting for the job task's created event")
-        fresh = [item for item in parked if item.parked_id is None]
-        records = []
-        for item in fresh:
-            record = history.history_record(
-                item.delivery, self.batch_id, outcome, item.event, item.occurred_at, item.fingerprint
-            )
-            item.parked_id = record["_id"]
-            records.append(record)
-        history.insert_new(self.db, store.EVENTS, records)
-        present = store.read_views(self.db, {i.event.job_task_id for i in parked}, set())
+    def _judge_logged(self, plan: _Plan, found: dict) -> list[Item]:
+        """Judge the events of a refused entry that its task's log already holds."""
         again = []
-        for item in parked:
-            if item.event.job_task_id in present:
-                again.append(item)
-            else:
-                self.result.outcomes.append((item.delivery, outcome))
+        folded = plan.row.version if plan.row else store.NO_ROW_VERSION
+        for item in plan.joined:
+            hit = found.get(item.key)
+            if hit is None:
+                again.append(item)  # not logged before: it goes into another entry
+                continue
+            version, logged = hit
+            if version > folded:
+                self.behind.add(item.job_task_id)  # logged by a writer that did not fold it
+            outcome = duplicate_outcome(item.fingerprint, item.delivery.message_id,
+                                        logged.fingerprint, logged.message_id)
+            self.settle(item, item.delivery, outcome)
         return again
 
-    def _replay_parked(self, created_new: set[str], queued: list[Item]) -> list[Item]:
-        queued_ids = {item.parked_id for item in queued if item.parked_id}
+    # -- events waiting for their created ------------------------------------------
+
+    def park(self) -> list[Item]:
+        """Keep held events as parked records; return those whose created came meanwhile.
+
+        Writing the parked record before looking at the task again pairs with
+        a created's batch, which folds the task before it looks for parked
+        records (``waiting``): one of the two always sees the other.
+        """
+        held, self.held = self.held, []
+        if not held:
+            return []
+        records = []
+        for item in held:
+            if item.parked_id is None:
+                record = history.history_record(
+                    item.delivery, self.batch_id, PARKED, item.event, item.occurred_at, item.fingerprint
+                )
+                item.parked_id = record["_id"]
+                records.append(record)
+        history.insert_new(self.db, store.EVENTS, records)
+        present = store.read_tasks(self.db, {item.job_task_id for item in held})
+        woken = []
+        for item in held:
+            if item.job_task_id in present:
+                woken.append(item)
+            else:
+                self.result.outcomes.append((item.delivery, PARKED))
+        return woken
+
+    def waiting(self, in_play: list[Item]) -> list[Item]:
+        """Events parked for the tasks this batch's created events were for."""
+        taken = {item.parked_id for item in in_play if item.parked_id}
         return [
             _item_from_parked(record)
-            for record in history.parked_records(self.db, created_new)
-            if record["_id"] not in queued_ids
+            for record in history.parked_records(self.db, self.founded)
+            if record["_id"] not in taken
         ]
+
+    def catch_up(self) -> None:
+        """Fold what the logs of this batch's tasks hold beyond their documents."""
+        if self.behind:
+            rows = store.read_tasks(self.db, self.behind)
+            store.catch_up(self.db, {job_task_id: rows.get(job_task_id) for job_task_id in self.behind})
+            self.behind.clear()
 
 
 def process_batch(db: Database, deliveries: list[Delivery], batch_id: str, max_events: int) -> BatchResult:
     """Settle every delivery of a batch; raises only transient store errors."""
     batch = Batch(db, batch_id, max_events)
-    pending = []
+    items = []
     for delivery in deliveries:
         parsed = (
             InvalidEvent(delivery.refusal, "content_type")
@@ -232,14 +309,22 @@ def process_batch(db: Database, deliveries: list[Delivery], batch_id: str, max_e
         if isinstance(parsed, InvalidEvent):
             batch.settle(None, delivery, Outcome(lifecycle.REJECTED, parsed.reason), parsed.field)
         else:
-            pending.append(_item(delivery, parsed))
-    for _ in range(MAX_ROUNDS):
-        if not pending:
-            break
-        pending = batch.round(pending)
-    if pending:
-        raise BatchNotSettled(f"{len(pending)} events still contended after {MAX_ROUNDS} rounds")
+            items.append(_item(delivery, parsed))
+    batch.run(items)
+    batch.catch_up()  # a task's document exists before we look for what waits for it
+    woken = batch.park()
+    woken += batch.waiting(woken)
+    wakes = 0
+    while woken:
+        wakes += 1
+        if wakes > MAX_ROUNDS:
+            raise BatchNotSettled("parked events kept waking up")
+        batch.run(woken)
+        batch.catch_up()
+        woken = batch.park()
+    # Resolving a parked record takes it out of what later attempts look for,
+    # so it comes last, once everything else the batch learned is stored.
+    history.write_dead_letters(db, batch.dead_letters)
     history.write_history(db, batch.records)
     history.resolve_parked(db, batch.parked_resolutions)
-    history.write_dead_letters(db, batch.dead_letters)
     return batch.result

@@ -1,16 +1,21 @@
-"""The JobTask store: the lifecycle rules as atomic MongoDB updates.
+"""The JobTask store: each task's event log, and its document derived from it.
 
-Every accepted event reaches its task document through one conditional
-update whose pipeline is ``lifecycle.merge`` written in aggregation
-expressions; no value is read, changed in Python and written back, so two
-workers applying events of one task at once still end in the rule's state.
+Every task has a log (``job_task_log``): one entry per batch that added
+events to it, numbered 1, 2, 3... without gaps. An entry lists the events it
+adds (``ev``, each once: a unique index on the task and event_id refuses an
+event logged before) and their merged ``lifecycle.Summary``; the first entry
+also carries the identity from the task's ``created``. Inserting an entry is
+the commit: it claims the task's next number and its events in one atomic
+write, or fails whole.
 
-Idempotency lives in the document itself: ``_applied`` lists each applied
-event_id with the fingerprint of its content and the batch and message that
-applied it,
-and every update is guarded by "none of these event_ids applied yet". A batch
-groups the events of one task into a single update, so the store sees one
-round trip per task and batch rather than one per event.
+The task document (``job_tasks``) is the log folded: its ``_v`` says how many
+entries it holds, and it moves from one number to the next by a plain
+``$set`` guarded by the number it had, so each entry is folded exactly once,
+by whichever worker gets there first. A worker that dies between the two
+writes leaves an entry that the next writer of the task folds (``catch_up``).
+
+So the cost of an event does not grow with the events its task already has:
+the task document has a fixed size, and an entry holds one batch's events.
 
 Internal fields start with ``_`` and are never returned by the read API.
 """
@@ -18,22 +23,27 @@ Internal fields start with ``_`` and are never returned by the read API.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
 import pymongo
-from pymongo import UpdateOne
+from pymongo import InsertOne, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
+from worker.acceptance import Identity, StoredTask
 from worker.events import Created, identity_fields
-from worker.lifecycle import AppliedMarker, StoredView, Summary, Terminal
+from worker.lifecycle import EMPTY, Summary, Terminal, derived, merge
+from worker.retry import check_bulk_errors
 
 JOB_TASKS = "job_tasks"
+LOG = "job_task_log"
 EVENTS = "job_task_events"
 DEAD_LETTERS = "job_task_dead_letters"
 
 DUPLICATE_KEY = 11000
-SHIP_WHOLE_BELOW = 256  # _applied markers read back whole rather than filtered
-# Write errors that a later attempt can get past (MongoDB's error codes).
-TRANSIENT_WRITE_ERRORS = frozenset({6, 7, 50, 89, 91, 112, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
+LOGGED_EVENT_INDEX = "logged_event_unique"
+# A log entry's number, zero-padded so that entries sort by number as text.
+VERSION_DIGITS = 10
 
 
 def connect(mongo_url: str, database: str, timeout_ms: int = 5_000, app: str = "jobtask") -> Database:
@@ -57,6 +67,7 @@ def ensure_indexes(db: Database) -> None:
     # resource_group: a workspace token's scope is "its workspaces, or DOMAIN".
     for key in ("status", "workspace_id", "job_id", "data_source_id", "resource_group"):
         tasks.create_index([("domain_id", 1), (key, 1), *newest_first], name=f"domain_{key}_created")
+    db[LOG].create_index("ev.i", unique=True, name=LOGGED_EVENT_INDEX)
     events = db[EVENTS]
     events.create_index([("job_task_id", 1), ("received_at", 1)], name="job_task_received")
     events.create_index(
@@ -67,44 +78,7 @@ def ensure_indexes(db: Database) -> None:
     db[DEAD_LETTERS].create_index([("dead_lettered_at", -1)], name="dead_lettered_at")
 
 
-# --- the rules as pipeline stages ---------------------------------------------
-
-
-def _lit(value):
-    """A value as data: a producer's "$x" must never be read as a field path."""
-    return {"$literal": value}
-
-
-def _missing(path: str) -> dict:
-    return {"$eq": [{"$type": path}, "missing"]}
-
-
-# Derived fields, recomputed from the mergeable state after every change
-# (lifecycle.status_of and lifecycle.project).
-DERIVE = {
-    "$set": {
-        "status": {
-            "$switch": {
-                "branches": [
-                    {"case": {"$not": [_missing("$_terminal")]}, "then": "$_terminal.status"},
-                    {"case": {"$not": [_missing("$started_at")]}, "then": "IN_PROGRESS"},
-                ],
-                "default": "PENDING",
-            }
-        },
-        "finished_at": {"$ifNull": ["$_terminal.at", "$$REMOVE"]},
-        "error_code": {
-            "$cond": [{"$eq": ["$_terminal.status", "FAILURE"]}, "$_terminal.error_code", "$$REMOVE"]
-        },
-        "error_message": {
-            "$cond": [{"$eq": ["$_terminal.status", "FAILURE"]}, "$_terminal.error_message", "$$REMOVE"]
-        },
-        "created_count": {
-            "$add": [{"$ifNull": ["$_progress_count", 0]}, {"$ifNull": ["$_terminal.delta", 0]}]
-        },
-        "updated_at": {"$max": ["$_activity_at", "$_terminal.at"]},
-    }
-}
+# --- the mergeable state as BSON ----------------------------------------------------------------
 
 
 def _terminal_doc(terminal: Terminal) -> dict:
@@ -120,170 +94,245 @@ def _terminal_doc(terminal: Terminal) -> dict:
     return doc
 
 
-def _precedes_stored(terminal: Terminal) -> dict:
-    """Terminal.precedes against the stored one, as an expression."""
-    at, event_id = _lit(terminal.occurred_at), _lit(terminal.event_id)
-    return {
-        "$or": [
-            _missing("$_terminal"),
-            {"$lt": [at, "$_terminal.at"]},
-            {"$and": [{"$eq": [at, "$_terminal.at"]}, {"$lt": [event_id, "$_terminal.event_id"]}]},
-        ]
+def _terminal_from(doc: dict | None) -> Terminal | None:
+    if not doc:
+        return None
+    return Terminal(
+        occurred_at=doc["at"],
+        event_id=doc["event_id"],
+        status=doc["status"],
+        error_code=doc.get("error_code"),
+        error_message=doc.get("error_message"),
+        created_count_delta=doc.get("delta", 0),
+    )
+
+
+def summary_doc(summary: Summary) -> dict:
+    doc = {
+        "created_at": summary.created_at,
+        "started_at": summary.started_at,
+        "progress": summary.progress_count,
+        "activity_at": summary.activity_at,
+        "terminal": _terminal_doc(summary.terminal) if summary.terminal else None,
     }
+    return {key: value for key, value in doc.items() if value is not None}
 
 
-def merge_stage(summary: Summary, applied: list[dict]) -> dict:
-    """lifecycle.merge(stored, summary), plus the applied markers."""
-    changes: dict = {"_applied": {"$concatArrays": [{"$ifNull": ["$_applied", []]}, _lit(applied)]}}
-    if summary.started_at is not None:
-        changes["started_at"] = {"$min": ["$started_at", _lit(summary.started_at)]}
-    if summary.progress_count:
-        changes["_progress_count"] = {
-            "$add": [{"$ifNull": ["$_progress_count", 0]}, summary.progress_count]
-        }
-    if summary.activity_at is not None:
-        changes["_activity_at"] = {"$max": ["$_activity_at", _lit(summary.activity_at)]}
-    if summary.terminal is not None:
-        changes["_terminal"] = {
-            "$cond": [
-                _precedes_stored(summary.terminal),
-                _lit(_terminal_doc(summary.terminal)),
-                "$_terminal",
-            ]
-        }
-    return {"$set": changes}
+def summary_from(doc: dict) -> Summary:
+    return Summary(
+        created_at=doc.get("created_at"),
+        started_at=doc.get("started_at"),
+        progress_count=doc.get("progress", 0),
+        activity_at=doc.get("activity_at"),
+        terminal=_terminal_from(doc.get("terminal")),
+    )
+
+
+# --- task documents -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Marker:
-    """An applied event as ``_applied`` keeps it."""
+class TaskRow:
+    """A task document as the worker reads it: its log number and its state."""
+
+    job_task_id: str
+    version: int
+    state: StoredTask
+
+
+NO_ROW_VERSION = 0  # a task without a document has folded no entry
+
+
+def row_from(doc: dict) -> TaskRow:
+    identity = Identity(doc["domain_id"], doc["_identity"])
+    return TaskRow(doc["job_task_id"], doc["_v"], StoredTask(identity, summary_from(doc["_state"]), doc["_events"]))
+
+
+ROW_FIELDS = {"_id": 0, "job_task_id": 1, "domain_id": 1, "_identity": 1, "_v": 1, "_state": 1, "_events": 1}
+
+
+def read_tasks(db: Database, job_task_ids: set[str]) -> dict[str, TaskRow]:
+    if not job_task_ids:
+        return {}
+    cursor = db[JOB_TASKS].find({"job_task_id": {"$in": sorted(job_task_ids)}}, ROW_FIELDS)
+    return {doc["job_task_id"]: row_from(doc) for doc in cursor}
+
+
+def task_update(before: TaskRow | None, after: TaskRow, founding: dict | None) -> UpdateOne:
+    """Move a task document from ``before`` to ``after``, if nobody has meanwhile.
+
+    ``founding`` is the identity of a task that has no document yet (its
+    first entry's): the update then inserts it. The guard on ``_v`` makes the
+    update happen once: a second writer of the same step matches nothing (or,
+    for a new task, hits the unique job_task_id and is refused).
+    """
+    fields = derived(after.state.summary)
+    changes = {name: value for name, value in fields.items() if value is not None}
+    changes.update(
+        _v=after.version, _state=summary_doc(after.state.summary), _events=after.state.events
+    )
+    update: dict = {"$set": changes}
+    cleared = {name: "" for name, value in fields.items() if value is None}
+    if before is None:
+        changes.update(founding or {})
+    elif cleared:
+        update["$unset"] = cleared
+    version = before.version if before else NO_ROW_VERSION
+    return UpdateOne({"job_task_id": after.job_task_id, "_v": version}, update, upsert=before is None)
+
+
+def write_tasks(db: Database, updates: list[UpdateOne]) -> None:
+    """Apply guarded task updates; one that lost its race to another writer is fine."""
+    if not updates:
+        return
+    try:
+        db[JOB_TASKS].bulk_write(updates, ordered=False)
+    except BulkWriteError as exc:
+        # A new task inserted by another writer meanwhile: that writer folded
+        # the same first entry, so nothing is lost.
+        check_bulk_errors(exc, tolerated={DUPLICATE_KEY})
+
+
+# --- the log ----------------------------------------------------------------------------------------
+
+
+def entry_id(job_task_id: str, version: int) -> str:
+    return f"{job_task_id}/{version:0{VERSION_DIGITS}d}"
+
+
+def event_key(job_task_id: str, event_id: str) -> str:
+    """Ids cannot contain '/', so the pair is unambiguous."""
+    return f"{job_task_id}/{event_id}"
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    """An event as its task's log holds it: enough to tell a resend from a conflict."""
 
     event_id: str
     fingerprint: str
-    batch_id: str
     message_id: str
 
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One batch's events added to one task: the step from ``version - 1`` to ``version``."""
+
+    job_task_id: str
+    version: int
+    batch_id: str
+    events: tuple[LoggedEvent, ...]
+    contribution: Summary
+    founding: dict | None = None  # identity fields and fingerprint, on a task's first entry
+
     def doc(self) -> dict:
-        return {"e": self.event_id, "f": self.fingerprint, "b": self.batch_id, "m": self.message_id}
+        doc = {
+            "_id": entry_id(self.job_task_id, self.version),
+            "t": self.job_task_id,
+            "v": self.version,
+            "b": self.batch_id,
+            "at": datetime.now(timezone.utc),
+            "ev": [
+                {"i": event_key(self.job_task_id, e.event_id), "f": e.fingerprint, "m": e.message_id}
+                for e in self.events
+            ],
+            "s": summary_doc(self.contribution),
+        }
+        if self.founding is not None:
+            doc["c"] = self.founding
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: dict) -> LogEntry:
+        prefix = len(doc["t"]) + 1
+        events = tuple(LoggedEvent(e["i"][prefix:], e["f"], e.get("m", "")) for e in doc["ev"])
+        return cls(doc["t"], doc["v"], doc.get("b", ""), events, summary_from(doc["s"]), doc.get("c"))
 
 
-def created_update(event: Created, identity: str, summary: Summary, marker: Marker, max_events: int) -> UpdateOne:
-    """Upsert for a created: fixes identity on a new document, else must match it."""
-    fresh = "$_fresh"
-    fixed = {**identity_fields(event), "_identity": identity}
-    keep_or_set = {
-        name: {"$cond": [fresh, "$$REMOVE" if value is None else _lit(value), f"${name}"]}
-        for name, value in fixed.items()
-    }
-    accept = {
-        "$and": [
-            {"$or": [fresh, {"$eq": ["$_identity", _lit(identity)]}]},
-            # "$_applied.e" would do on MongoDB; secantusdb does not traverse
-            # arrays in expression paths, and $map means the same on both.
-            {"$not": [{"$in": [_lit(marker.event_id), {
-                "$map": {"input": {"$ifNull": ["$_applied", []]}, "in": "$$this.e"}
-            }]}]},
-            {"$lt": [{"$size": {"$ifNull": ["$_applied", []]}}, max_events]},
-        ]
-    }
-    merged = merge_stage(summary, [marker.doc()])["$set"]
-    merged["created_at"] = {"$min": ["$created_at", _lit(summary.created_at)]}
-    guarded = {name: {"$cond": ["$_accept", value, f"${name}"]} for name, value in merged.items()}
-    guarded["_progress_count"] = {"$ifNull": ["$_progress_count", 0]}
-    pipeline = [
-        {"$set": {"_fresh": _missing("$_identity")}},
-        {"$set": {**keep_or_set, "_accept": accept}},
-        {"$set": guarded},
-        DERIVE,
-        {"$unset": ["_fresh", "_accept"]},
-    ]
-    return UpdateOne({"job_task_id": event.job_task_id}, pipeline, upsert=True)
+def founding_fields(created: Created, fingerprint: str) -> dict:
+    """What a task's first entry fixes for good: its identity fields."""
+    fields = {key: value for key, value in identity_fields(created).items() if value is not None}
+    return {**fields, "_identity": fingerprint}
 
 
-def events_update(
-    job_task_id: str, domain_id: str, summary: Summary, markers: list[Marker], max_events: int
-) -> UpdateOne:
-    """One update for any number of non-created events of one created task."""
-    event_ids = [marker.event_id for marker in markers]
-    room = max_events - len(markers)
-    guard = {
-        "job_task_id": job_task_id,
-        "domain_id": domain_id,
-        "_applied.e": {"$nin": event_ids},
-        f"_applied.{max(room, 0)}": {"$exists": False},
-    }
-    return UpdateOne(guard, [merge_stage(summary, [m.doc() for m in markers]), DERIVE])
+def advance(before: TaskRow | None, entry: LogEntry) -> TaskRow:
+    """The task after folding ``entry``, the entry right after ``before``."""
+    if before is None:
+        founding = entry.founding or {}
+        state = StoredTask(Identity(founding["domain_id"], founding["_identity"]), EMPTY, 0)
+    else:
+        state = before.state
+    summary = merge(state.summary, entry.contribution)
+    return TaskRow(entry.job_task_id, entry.version,
+                   StoredTask(state.identity, summary, state.events + len(entry.events)))
 
 
 @dataclass
-class WriteReport:
-    """What a bulk of task updates did that the read-back cannot tell."""
+class ClaimReport:
+    """What became of each entry of a ``claim``, by its index."""
 
-    created_new: set[str] = field(default_factory=set)  # job_task_ids inserted by a created
-    refused: dict[int, str] = field(default_factory=dict)  # op index -> store's reason
+    committed: set[int] = field(default_factory=set)
+    taken: set[int] = field(default_factory=set)  # another entry holds this number
+    logged_before: set[int] = field(default_factory=set)  # one of its events is logged already
 
 
-def write_tasks(db: Database, ops: list[UpdateOne], created_ids: list[str | None]) -> WriteReport:
-    """Run the updates unordered; ``created_ids[i]`` names op i's task if it is a created."""
-    report = WriteReport()
-    if not ops:
+def claim(db: Database, entries: list[LogEntry]) -> ClaimReport:
+    """Insert the entries; each one commits whole or not at all."""
+    report = ClaimReport()
+    if not entries:
         return report
     try:
-        result = db[JOB_TASKS].bulk_write(ops, ordered=False)
-        upserted = result.upserted_ids
+        db[LOG].bulk_write([InsertOne(entry.doc()) for entry in entries], ordered=False)
     except BulkWriteError as exc:
-        details = exc.details
-        upserted = {item["index"]: item["_id"] for item in details.get("upserted", [])}
-        for error in details.get("writeErrors", []):
-            code = error.get("code")
-            if code == DUPLICATE_KEY or code in TRANSIENT_WRITE_ERRORS:
-                continue  # two creates raced, or a passing fault: the next round retries
-            report.refused[error["index"]] = f"store refused the update: {error.get('errmsg')}"
-    for index in upserted:
-        if created_ids[index] is not None:
-            report.created_new.add(created_ids[index])
+        for error in check_bulk_errors(exc, tolerated={DUPLICATE_KEY}):
+            pattern = error.get("keyPattern") or {}
+            is_event = "ev.i" in pattern or LOGGED_EVENT_INDEX in error.get("errmsg", "")
+            (report.logged_before if is_event else report.taken).add(error["index"])
+    failed = report.taken | report.logged_before
+    report.committed = {index for index in range(len(entries)) if index not in failed}
     return report
 
 
-def read_views(db: Database, job_task_ids: set[str], event_ids: set[str]) -> dict[str, StoredView]:
-    """The batch's tasks after its writes, with only the batch's applied markers."""
-    if not job_task_ids:
+def logged_events(db: Database, keys: set[str]) -> dict[str, tuple[int, LoggedEvent]]:
+    """Where each of these event keys is logged: (entry number, event)."""
+    if not keys:
         return {}
-    projection = {
-        "_id": 0,
-        "job_task_id": 1,
-        "domain_id": 1,
-        "_identity": 1,
-        "terminal_event_id": "$_terminal.event_id",
-        # Small lists come whole and are filtered here: a server-side $filter
-        # costs markers x batch ids per document, which dominated secantusdb's
-        # time; large ones are filtered there so a big task is not shipped.
-        "applied": {
-            "$cond": [
-                {"$lte": [{"$size": {"$ifNull": ["$_applied", []]}}, SHIP_WHOLE_BELOW]},
-                {"$ifNull": ["$_applied", []]},
-                {"$filter": {
-                    "input": {"$ifNull": ["$_applied", []]},
-                    "cond": {"$in": ["$$this.e", _lit(sorted(event_ids))]},
-                }},
-            ]
-        },
-        "applied_count": {"$size": {"$ifNull": ["$_applied", []]}},
-    }
-    views = {}
-    for doc in db[JOB_TASKS].find({"job_task_id": {"$in": sorted(job_task_ids)}}, projection):
-        views[doc["job_task_id"]] = StoredView(
-            domain_id=doc.get("domain_id"),
-            identity=doc.get("_identity"),
-            terminal_event_id=doc.get("terminal_event_id"),
-            applied={
-                m["e"]: AppliedMarker(m["f"], m["b"], m.get("m"))
-                for m in doc.get("applied") or []
-                if m["e"] in event_ids
-            },
-            applied_count=doc.get("applied_count", 0),
-        )
-    return views
+    found: dict[str, tuple[int, LoggedEvent]] = {}
+    for doc in db[LOG].find({"ev.i": {"$in": sorted(keys)}}, {"t": 1, "v": 1, "ev": 1}):
+        prefix = len(doc["t"]) + 1
+        for item in doc["ev"]:
+            if item["i"] in keys:
+                found[item["i"]] = (doc["v"], LoggedEvent(item["i"][prefix:], item["f"], item.get("m", "")))
+    return found
+
+
+def entries_after(db: Database, job_task_id: str, version: int) -> list[LogEntry]:
+    """The task's entries after ``version``, in order."""
+    query = {"_id": {"$gt": entry_id(job_task_id, version), "$lte": entry_id(job_task_id, 10**VERSION_DIGITS - 1)}}
+    return [LogEntry.from_doc(doc) for doc in db[LOG].find(query).sort("_id", 1)]
+
+
+def catch_up(db: Database, rows: dict[str, TaskRow | None]) -> dict[str, TaskRow]:
+    """Fold every entry a task document does not hold yet; returns the tasks as folded.
+
+    Entries are immutable and numbered without gaps, so whoever folds them
+    computes the same document; the guarded update makes it happen once.
+    """
+    folded, updates = {}, []
+    for job_task_id, row in rows.items():
+        entries = entries_after(db, job_task_id, row.version if row else NO_ROW_VERSION)
+        if not entries:
+            if row is not None:
+                folded[job_task_id] = row
+            continue
+        after = row
+        for entry in entries:
+            after = advance(after, entry)
+        founding = entries[0].founding if row is None else None
+        updates.append(task_update(row, after, founding))
+        folded[job_task_id] = after
+    write_tasks(db, updates)
+    return folded
 
 
 def stored_task(db: Database, job_task_id: str) -> dict | None:
