@@ -48,6 +48,7 @@ How it measures (``tests.bench_runs``; the same for jobtask and the no-op):
   part's share of one core while draining (worker main, pool, store), with
   the load average to tell whether something else on the machine competed.
 
+``--soak N`` runs only the memory soak instead (``tests.bench_soak``).
 Progress goes to stderr; stdout holds only the table. The exit status is 1
 when a run ended in a wrong state.
 """
@@ -66,6 +67,7 @@ from tests import bench_streams as streams
 from tests.bench_runs import (
     POLL_INTERVAL, Run, Services, measure_update_one, producer_pool, run_noop, run_pipeline,
 )
+from tests.bench_soak import run_soak, soak_table
 from tests.bench_streams import Plan
 from tests.bench_watch import ProcessGroup
 from worker.embedded import EmbeddedRedis, EmbeddedStore
@@ -184,12 +186,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1, help="random seed of the events (1)")
     parser.add_argument("--log-level", default="WARNING", help="both workers' log level (WARNING)")
     parser.add_argument("--timeout", type=float, default=1800,
-                        help="seconds allowed per drain (1800)")
+                        help="seconds allowed per drain; for the soak, without progress (1800)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep the servers' data and the worker logs here (a temporary directory)")
+    parser.add_argument("--soak", type=int, default=None, metavar="EVENTS",
+                        help="run only the memory soak of EVENTS events (e.g. 1000000); not part of the default")
+    parser.add_argument("--window", type=int, default=1_000,
+                        help="soak: tasks in progress at once (1000)")
     args = parser.parse_args(argv)
-    if args.scale <= 0 or args.producers < 1 or args.update_ones < 1:
-        parser.error("need --scale > 0, --producers >= 1 and --update-ones >= 1")
+    if args.scale <= 0 or args.producers < 1 or args.update_ones < 1 or args.window < 1:
+        parser.error("need --scale > 0, --producers >= 1, --update-ones >= 1 and --window >= 1")
+    if args.soak is not None and args.soak < streams.INTERLEAVED_EVENTS_PER_TASK:
+        parser.error(f"--soak needs at least {streams.INTERLEAVED_EVENTS_PER_TASK} events")
     return args
 
 
@@ -202,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
             store_group = ProcessGroup(store.process.pid)
             services = Services(broker.url, store.url, workdir, store_group, args.log_level, args.timeout,
                                 args.producers)
+            if args.soak is not None:
+                soak = run_soak(services, args.soak, args.window, args.seed, args.batch_size, args.batch_interval)
+                print(soak_table(soak, args, time.monotonic() - began))
+                return 0 if soak.check.correct else 1
             update_one = measure_update_one(store.url, args.update_ones)
             runs = {}
             with producer_pool(args.producers) as services.producer_pool:

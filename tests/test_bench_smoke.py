@@ -15,6 +15,7 @@ import pytest
 
 from tests import bench, bench_streams
 from tests.bench_runs import Services, measure_update_one, run_noop, run_pipeline
+from tests.bench_soak import quarter_peaks, run_soak, soak_table
 from worker import lifecycle
 
 TERMINAL_KINDS = {"succeeded": lifecycle.SUCCESS, "failed": lifecycle.FAILURE, "canceled": lifecycle.CANCELED}
@@ -111,6 +112,11 @@ def test_soak_blocks_are_reproducible_and_follow_each_other():
     assert not set(first.expected) & set(second.expected)
 
 
+def test_rss_quarters_are_the_highest_samples_of_the_first_and_last_quarter():
+    samples = [(0.0, 10, 3), (0.2, 50, 3), (0.5, 99, 3), (0.8, 55, 3), (1.0, 52, 3)]
+    assert quarter_peaks(samples) == ((50, 3), (55, 3))
+
+
 TINY = {
     "friendly": bench_streams.friendly(4, seed=7),
     "interleaved": bench_streams.interleaved(8, seed=7),
@@ -152,3 +158,12 @@ def test_baselines_and_table(services, store_url):
     assert "| friendly | 44 (4) |" in rendered and "yes: 4/4 tasks as sent" in rendered
     assert ">= 0.8x interleaved: n/a" in rendered and ">= 1.5x no-op: " in rendered
 
+
+def test_soak_runs_through_the_worker(services):
+    args = bench.parse_args(["--soak", "200", "--window", "10"])
+    soak = run_soak(services, 200, window=10, seed=8, batch_size=20, batch_interval=None)
+
+    assert soak.check.correct, soak.check.summary
+    assert (soak.events, soak.tasks) == (200, 20)
+    assert soak.rss_first[0] > 0 and soak.rss_last[1] == 3 and soak.samples > 0
+    assert "growth (target < 10 %)" in soak_table(soak, args, 1.0)
