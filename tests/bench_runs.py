@@ -24,6 +24,7 @@ from multiprocessing.pool import Pool
 from pathlib import Path
 
 import redis
+from celery import Celery
 
 from tests.bench_streams import Expected, Message, Plan, split
 from tests.bench_watch import Backlog, ProcessGroup, cpu_shares
@@ -64,9 +65,8 @@ def producer_pool(producers: int) -> Pool:
 # --- publishing ---------------------------------------------------------------
 
 
-def publish_stream(broker_url: str, queue: str, stream: list[Message], task_name: str | None) -> tuple[float, float]:
-    """In a producer process: send a stream through the SDK's Celery app, pipelined, in order."""
-    app = JobTaskEvents(broker_url, queue=queue).app
+def send_stream(app: Celery, queue: str, stream: list[Message], task_name: str | None) -> tuple[float, float]:
+    """Send a stream through a producer's Celery app, pipelined, in order; returns its span."""
     with app.producer_or_acquire() as producer:
         batch = producer.batch(max_size=PUBLISH_BATCH) if hasattr(producer, "batch") else nullcontext()
         began = time.time()
@@ -74,6 +74,16 @@ def publish_stream(broker_url: str, queue: str, stream: list[Message], task_name
             for name, kwargs in stream:
                 app.send_task(task_name or name, kwargs=kwargs, queue=queue, producer=producer)
         return began, time.time()
+
+
+def publish_stream(broker_url: str, queue: str, stream: list[Message],
+                   task_name: str | None) -> tuple[float, float]:
+    """In a producer process: send a stream through the SDK's Celery app."""
+    events = JobTaskEvents(broker_url, queue=queue)
+    try:
+        return send_stream(events.app, queue, stream, task_name)
+    finally:
+        events.close()
 
 
 def publish(services: Services, queue: str, plan: Plan, task_name: str | None = None) -> float:

@@ -23,11 +23,12 @@ from datetime import datetime, timedelta, timezone
 import redis
 
 from tests.bench_runs import (
-    POLL_INTERVAL, TERMINAL, Check, Services, progress, publish_stream, scratch_db, start_worker, verify, watched_groups,
-    worker_env,
+    POLL_INTERVAL, TERMINAL, Check, Services, progress, scratch_db, send_stream, start_worker, verify,
+    watched_groups, worker_env,
 )
 from tests.bench_streams import INTERLEAVED_EVENTS_PER_TASK, soak_blocks, soak_chunk
 from tests.bench_watch import Backlog, cpu_shares
+from worker.client import JobTaskEvents
 from worker.store import JOB_TASKS, ensure_indexes
 
 GROWTH_LIMIT = 0.10
@@ -64,15 +65,16 @@ def published_key(queue: str) -> str:
 def produce(broker_url: str, queue: str, seed: int, blocks: list[tuple[int, int]], start: datetime,
             most_waiting: int) -> None:
     """In a producer process: publish its blocks in order, never far ahead of the worker."""
-    client = redis.Redis.from_url(broker_url)
+    client, events = redis.Redis.from_url(broker_url), JobTaskEvents(broker_url, queue=queue)
     try:
         for number, tasks in blocks:
             while client.llen(queue) >= most_waiting:
                 time.sleep(0.2)
             block = soak_chunk(seed, number, tasks, start)
-            publish_stream(broker_url, queue, block.messages, None)
+            send_stream(events.app, queue, block.messages, None)
             client.incrby(published_key(queue), block.events)
     finally:
+        events.close()
         client.close()
 
 
