@@ -14,9 +14,11 @@ from datetime import datetime, timezone
 import pytest
 
 from tests import bench, bench_streams
-from tests.bench_runs import Services, measure_update_one, run_noop, run_pipeline
+from tests.bench_runs import Services, measure_update_one, run_noop, run_pipeline, verify
 from tests.bench_soak import quarter_peaks, run_soak, soak_table
+from tests.bench_streams import Expected
 from worker import lifecycle
+from worker.store import DEAD_LETTERS, EVENTS, JOB_TASKS
 
 TERMINAL_KINDS = {"succeeded": lifecycle.SUCCESS, "failed": lifecycle.FAILURE, "canceled": lifecycle.CANCELED}
 
@@ -170,3 +172,31 @@ def test_soak_runs_through_the_worker(services):
     assert (soak.events, soak.tasks) == (200, 20)
     assert soak.rss_first[0] > 0 and soak.rss_last[1] == 3 and soak.samples > 0
     assert "growth (target < 10 %)" in soak_table(soak, args, 1.0)
+
+
+def test_check_catches_a_wrong_task_an_event_applied_twice_and_leftovers(mongo_db):
+    expected = {"t1": Expected(lifecycle.SUCCESS, 5, "j1"), "t2": Expected(lifecycle.FAILURE, 0, "j1")}
+    mongo_db[JOB_TASKS].insert_many([
+        {"job_task_id": "t1", "status": lifecycle.SUCCESS, "created_count": 5, "job_id": "j1"},
+        {"job_task_id": "t2", "status": lifecycle.FAILURE, "created_count": 0, "job_id": "j1"},
+    ])
+    history = [{"_id": f"m{n}", "job_task_id": f"t{n % 2 + 1}", "event_id": f"e{n}", "outcome": lifecycle.APPLIED}
+               for n in range(4)]
+    history.append({"_id": "m0-again", "job_task_id": "t1", "event_id": "e0", "outcome": lifecycle.DUPLICATE})
+    mongo_db[EVENTS].insert_many(history)
+    right = verify(mongo_db, expected, 4)
+    assert right.correct and right.outcomes == {"applied": 4, "duplicate": 1}, right.summary
+
+    mongo_db[EVENTS].insert_one({"_id": "m0-twice", "job_task_id": "t1", "event_id": "e0",
+                                 "outcome": lifecycle.APPLIED})
+    assert not verify(mongo_db, expected, 4).correct, "an event applied twice"
+    mongo_db[EVENTS].delete_one({"_id": "m0-twice"})
+    mongo_db[JOB_TASKS].update_one({"job_task_id": "t2"}, {"$set": {"created_count": 1}})
+    wrong = verify(mongo_db, expected, 4)
+    assert not wrong.correct and "1/2 tasks as sent" in wrong.summary
+    mongo_db[JOB_TASKS].update_one({"job_task_id": "t2"}, {"$set": {"created_count": 0}})
+    mongo_db[EVENTS].insert_one({"_id": "m9", "job_task_id": "t3", "event_id": "e9", "outcome": lifecycle.PARKED})
+    assert not verify(mongo_db, expected, 4).correct, "an event left parked"
+    mongo_db[EVENTS].delete_one({"_id": "m9"})
+    mongo_db[DEAD_LETTERS].insert_one({"_id": "m10", "reason": "bench"})
+    assert not verify(mongo_db, expected, 4).correct, "a dead letter"
