@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from tests.bench import NOOP_TASK
+from tests.bench_runs import NOOP_TASK
 from worker.celery import create_app as create_jobtask_app
 from worker.settings import Settings, get_settings
 

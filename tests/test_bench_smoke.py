@@ -1,53 +1,202 @@
 """The benchmark's code path on a few events: what it measures must be right.
 
-Speed is not asserted here (``make bench`` reports it); correctness is: the
-events the benchmark generates are a valid lifecycle per task, and after a
-run every task holds the status and created_count it was sent.
+Speed is not asserted here (``make bench`` reports it); correctness is: each
+stream is a valid lifecycle per task in the order its definition gives, and
+a tiny run of each stream through the real worker leaves every task as sent
+and every event accepted once.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime, timezone
 
-from tests import bench
+import pytest
+
+from tests import bench, bench_streams
+from tests.bench_runs import Services, measure_update_one, run_noop, run_pipeline, verify
+from tests.bench_soak import quarter_peaks, run_soak, soak_table
+from tests.bench_streams import Expected
 from worker import lifecycle
+from worker.store import DEAD_LETTERS, EVENTS, JOB_TASKS
+
+TERMINAL_KINDS = {"succeeded": lifecycle.SUCCESS, "failed": lifecycle.FAILURE, "canceled": lifecycle.CANCELED}
 
 
-def test_plan_sends_each_task_its_lifecycle_in_order():
-    plan = bench.make_plan(tasks=40, producers=2, window=10, seed=3)
-    assert plan.events == 40 * bench.EVENTS_PER_TASK
-    kinds, times, event_ids = defaultdict(list), defaultdict(list), set()
-    for stream in plan.streams:
-        for name, kwargs in stream:
-            kinds[kwargs["job_task_id"]].append(name.removeprefix("job_task."))
-            times[kwargs["job_task_id"]].append(kwargs["occurred_at"])
-            event_ids.add(kwargs["event_id"])
-    assert len(event_ids) == plan.events
-    assert set(kinds) == set(plan.expected)
-    for job_task_id, sent in kinds.items():
+def kinds(messages) -> list[str]:
+    return [name.removeprefix("job_task.") for name, _ in messages]
+
+
+def assert_lifecycles(plan: bench_streams.Plan, events_per_task: int) -> dict[str, list]:
+    """Each task: created, started, progressed..., one terminal, in time order, ending as expected."""
+    per_task = defaultdict(list)
+    for name, kwargs in plan.messages:
+        per_task[kwargs["job_task_id"]].append((name, kwargs))
+    assert set(per_task) == set(plan.expected)
+    assert plan.events == plan.tasks * events_per_task
+    assert len({kwargs["event_id"] for _, kwargs in plan.messages}) == plan.events
+    times = [kwargs["occurred_at"] for _, kwargs in plan.messages]
+    assert times == sorted(times), "occurred_at rises in queue order"
+    for job_task_id, messages in per_task.items():
+        sent = kinds(messages)
         assert sent[:2] == ["created", "started"]
-        assert sent[2:-1] == ["progressed"] * bench.PROGRESSED_PER_TASK
-        assert sent[-1] in ("succeeded", "failed", "canceled")
-        assert times[job_task_id] == sorted(times[job_task_id])
-    first_stream = [kwargs["job_task_id"] for _, kwargs in plan.streams[0][:20]]
-    assert len(set(first_stream)) > 1, "tasks are interleaved, not sent one after another"
+        assert sent[2:-1] == ["progressed"] * (events_per_task - 3)
+        expected = plan.expected[job_task_id]
+        assert TERMINAL_KINDS[sent[-1]] == expected.status
+        deltas = [kwargs.get("created_count_delta", 0) for name, kwargs in messages
+                  if name in ("job_task.progressed", "job_task.succeeded")]
+        assert sum(deltas) == expected.created_count
+        assert messages[0][1]["job_id"] == expected.job_id
+    return per_task
 
 
-def test_bench_run_applies_every_event(broker_url, store_url, tmp_path):
-    plan = bench.make_plan(tasks=20, producers=2, window=10, seed=5)
-    services = bench.Services(broker_url, store_url, tmp_path, timeout=120)
+def test_friendly_sends_each_task_together():
+    plan = bench_streams.friendly(tasks=6, seed=3)
+    assert_lifecycles(plan, 11)
+    owners = [kwargs["job_task_id"] for _, kwargs in plan.messages]
+    assert [owners[n * 11:(n + 1) * 11] for n in range(6)] == [[task] * 11 for task in plan.expected]
+    assert len({expected.job_id for expected in plan.expected.values()}) == 6
 
-    run = bench.run_pipeline(services, plan, batch_size=20)
 
-    assert run.correct, run.checks
-    assert run.checks[0].startswith("20/20 tasks")
+@pytest.mark.parametrize("tasks, per_task", [(7, 10), (2, 40)])
+def test_interleaved_sends_phases_across_all_tasks(tasks, per_task):
+    plan = bench_streams.interleaved(tasks, seed=4, events_per_task=per_task)
+    assert_lifecycles(plan, per_task)
+    order = list(plan.expected)
+    blocks = [plan.messages[n:n + tasks] for n in range(0, plan.events, tasks)]
+    assert len(blocks) == per_task, "one block per step: created, started, each progressed round, terminal"
+    for step, block in enumerate(blocks):
+        assert [kwargs["job_task_id"] for _, kwargs in block] == order, "every task once per block"
+        kind = {0: {"created"}, 1: {"started"}, per_task - 1: set(TERMINAL_KINDS)}.get(step, {"progressed"})
+        assert set(kinds(block)) <= kind
+
+
+def test_jobs_spread_the_same_stream_over_that_many_job_ids():
+    alone = bench_streams.interleaved(10, seed=5)
+    spread = bench_streams.interleaved(10, seed=5, jobs=3)
+    assert_lifecycles(spread, 10)
+    assert {expected.job_id for expected in spread.expected.values()} == {f"job-bench-{n}" for n in range(3)}
+    assert len({expected.job_id for expected in alone.expected.values()}) == 10
+    def without_job_id(plan):
+        return [(name, {k: v for k, v in kwargs.items() if k != "job_id"}) for name, kwargs in plan.messages]
+
+    assert without_job_id(alone) == without_job_id(spread), "the same stream but for the job_id"
+
+
+def test_default_sizes_are_the_documented_streams():
+    sizes = {key: bench.make_plan(key, 1.0, seed=1) for key in bench.TARGETS}
+    assert (sizes["friendly"].tasks, sizes["friendly"].events) == (300, 3_300)
+    assert (sizes["interleaved"].tasks, sizes["interleaved"].events) == (1_000, 10_000)
+    assert (sizes["long"].tasks, sizes["long"].events) == (2, 10_000)
+    assert (sizes["jobs"].tasks, sizes["jobs"].jobs, sizes["jobs"].events) == (1_000, 20, 10_000)
+
+
+def test_split_keeps_each_task_on_one_producer_in_order():
+    plan = bench_streams.interleaved(9, seed=6)
+    parts = bench_streams.split(plan.messages, 3)
+    assert sorted(kwargs["event_id"] for part in parts for _, kwargs in part) == \
+        sorted(kwargs["event_id"] for _, kwargs in plan.messages)
+    owner = {}
+    for number, part in enumerate(parts):
+        for _, kwargs in part:
+            assert owner.setdefault(kwargs["job_task_id"], number) == number
+        positions = [plan.messages.index(message) for message in part]
+        assert positions == sorted(positions)
+
+
+def test_soak_blocks_are_reproducible_and_follow_each_other():
+    assert bench_streams.soak_blocks(1_000_000, 500) == [500] * 200
+    assert bench_streams.soak_blocks(125, 5) == [5, 5, 2]
+    start = datetime(2024, 7, 1, tzinfo=timezone.utc)
+    first, again = (bench_streams.soak_chunk(1, 0, 5, start) for _ in range(2))
+    assert first.messages == again.messages, "producers and the checker make the same block"
+    assert_lifecycles(first, 10)
+    assert [kwargs["job_task_id"] for _, kwargs in first.messages[:5]] == list(first.expected)
+    second = bench_streams.soak_chunk(1, 1, 5, start)
+    assert second.messages[0][1]["occurred_at"] > first.messages[-1][1]["occurred_at"]
+    assert not set(first.expected) & set(second.expected)
+
+
+def test_rss_quarters_are_the_highest_samples_of_the_first_and_last_quarter():
+    samples = [(0.0, 10, 3), (0.2, 50, 3), (0.5, 99, 3), (0.8, 55, 3), (1.0, 52, 3)]
+    assert quarter_peaks(samples) == ((50, 3), (55, 3))
+
+
+TINY = {
+    "friendly": bench_streams.friendly(4, seed=7),
+    "interleaved": bench_streams.interleaved(8, seed=7),
+    "long": bench_streams.interleaved(2, seed=7, events_per_task=30, name="long tasks"),
+    "jobs": bench_streams.interleaved(8, seed=7, jobs=3, name="interleaved over 3 jobs"),
+}
+
+
+@pytest.fixture
+def services(broker_url, store_url, tmp_path) -> Services:
+    return Services(broker_url, store_url, tmp_path, timeout=120, producers=1)
+
+
+@pytest.mark.parametrize("key", list(TINY))
+def test_each_stream_through_the_worker_is_correct(services, key):
+    plan = TINY[key]
+    run = run_pipeline(services, plan, batch_size=20)
+
+    assert run.check.correct, run.check.summary
+    assert run.check.summary.startswith(f"{plan.tasks}/{plan.tasks} tasks as sent")
+    assert run.check.outcomes.get(lifecycle.APPLIED) == plan.events
     assert run.rate > 0 and run.rss[0] > 0 and run.rss[1] == 3  # main process and 2 pool processes
-    assert {status for status, _ in plan.expected.values()} <= lifecycle.TERMINAL_STATUSES
+    assert set(run.drain.cpu) == {"main", "pool"}
 
-    noop = bench.run_noop(services, plan, batch_size=20)
-    assert noop.rate > 0 and noop.rss[1] == 3
 
-    assert bench.measure_update_one(store_url, 20) > 0
-    args = bench.parse_args(["--events", str(plan.events)])
-    rendered = bench.table(args, plan, {20: run}, {20: noop}, 100.0, (1024, 1), "0.05", 1.0)
-    assert rendered.count("\n| ") >= 10 and "yes: 20/20 tasks" in rendered
+def test_baselines_and_table(services, store_url):
+    plan = TINY["friendly"]
+    noop = run_noop(services, plan, batch_size=20)
+    assert noop.rate > 0 and noop.rss[1] == 3 and noop.check is None
+    update_one = measure_update_one(store_url, 20)
+    assert update_one > 0
+
+    run = run_pipeline(services, plan, batch_size=20)
+    args = bench.parse_args(["--scale", "0.01", "--streams", "friendly", "long"])
+    rendered = bench.table(args, {"friendly": (run, noop), "long": (run, noop)}, update_one, (1024, 1), 1.0)
+    lines = rendered.splitlines()
+    assert len(lines) == 2 + 2 + 2  # header, rule, two streams, update_one, method
+    assert len({line.count("|") for line in lines}) == 1, "every row has every column"
+    assert "| friendly | 44 (4) |" in rendered and "yes: 4/4 tasks as sent" in rendered
+    assert ">= 0.8x interleaved: n/a" in rendered and ">= 1.5x no-op: " in rendered
+
+
+def test_soak_runs_through_the_worker(services):
+    args = bench.parse_args(["--soak", "200", "--window", "10"])
+    soak = run_soak(services, 200, window=10, seed=8, batch_size=20, batch_interval=None)
+
+    assert soak.check.correct, soak.check.summary
+    assert (soak.events, soak.tasks) == (200, 20)
+    assert soak.rss_first[0] > 0 and soak.rss_last[1] == 3 and soak.samples > 0
+    assert "growth (target < 10 %)" in soak_table(soak, args, 1.0)
+
+
+def test_check_catches_a_wrong_task_an_event_applied_twice_and_leftovers(mongo_db):
+    expected = {"t1": Expected(lifecycle.SUCCESS, 5, "j1"), "t2": Expected(lifecycle.FAILURE, 0, "j1")}
+    mongo_db[JOB_TASKS].insert_many([
+        {"job_task_id": "t1", "status": lifecycle.SUCCESS, "created_count": 5, "job_id": "j1"},
+        {"job_task_id": "t2", "status": lifecycle.FAILURE, "created_count": 0, "job_id": "j1"},
+    ])
+    history = [{"_id": f"m{n}", "job_task_id": f"t{n % 2 + 1}", "event_id": f"e{n}", "outcome": lifecycle.APPLIED}
+               for n in range(4)]
+    history.append({"_id": "m0-again", "job_task_id": "t1", "event_id": "e0", "outcome": lifecycle.DUPLICATE})
+    mongo_db[EVENTS].insert_many(history)
+    right = verify(mongo_db, expected, 4)
+    assert right.correct and right.outcomes == {"applied": 4, "duplicate": 1}, right.summary
+
+    mongo_db[EVENTS].insert_one({"_id": "m0-twice", "job_task_id": "t1", "event_id": "e0",
+                                 "outcome": lifecycle.APPLIED})
+    assert not verify(mongo_db, expected, 4).correct, "an event applied twice"
+    mongo_db[EVENTS].delete_one({"_id": "m0-twice"})
+    mongo_db[JOB_TASKS].update_one({"job_task_id": "t2"}, {"$set": {"created_count": 1}})
+    wrong = verify(mongo_db, expected, 4)
+    assert not wrong.correct and "1/2 tasks as sent" in wrong.summary
+    mongo_db[JOB_TASKS].update_one({"job_task_id": "t2"}, {"$set": {"created_count": 0}})
+    mongo_db[EVENTS].insert_one({"_id": "m9", "job_task_id": "t3", "event_id": "e9", "outcome": lifecycle.PARKED})
+    assert not verify(mongo_db, expected, 4).correct, "an event left parked"
+    mongo_db[EVENTS].delete_one({"_id": "m9"})
+    mongo_db[DEAD_LETTERS].insert_one({"_id": "m10", "reason": "bench"})
+    assert not verify(mongo_db, expected, 4).correct, "a dead letter"

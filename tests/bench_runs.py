@@ -1,0 +1,322 @@
+"""One benchmark run: fill a queue, start a worker, time it until the stream is applied, check it.
+
+The same method serves the jobtask worker and the no-op baseline
+(``tests.bench_noop``), so their figures compare: the queue is filled first
+with the worker stopped, and the clock runs from the worker's first fetch
+until nothing is queued, in flight or unacknowledged (for jobtask also until
+every task is terminal in the store). The checks read only public fields of
+``job_tasks`` and the history's ``outcome``; the task document's internal
+bookkeeping is the worker's own business.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from multiprocessing.pool import Pool
+from pathlib import Path
+
+import redis
+from celery import Celery
+
+from tests.bench_streams import Expected, Message, Plan, split
+from tests.bench_watch import Backlog, ProcessGroup, cpu_shares
+from tests.harness import ROOT, WorkerProcess
+from worker import lifecycle
+from worker.client import JobTaskEvents
+from worker.embedded import child_env
+from worker.store import DEAD_LETTERS, EVENTS, JOB_TASKS, connect, ensure_indexes
+
+NOOP_TASK = "bench.noop"  # the task of tests.bench_noop
+POLL_INTERVAL = 0.02
+PUBLISH_BATCH = 500
+TERMINAL = sorted(lifecycle.TERMINAL_STATUSES)
+UNSETTLED = (lifecycle.PARKED, lifecycle.CONFLICT, lifecycle.REJECTED)
+
+
+def progress(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Services:
+    broker_url: str
+    store_url: str
+    workdir: Path
+    store: ProcessGroup | None = None
+    log_level: str = "WARNING"
+    timeout: float = 1800.0
+    producers: int = 2
+    producer_pool: Pool | None = None  # kept across runs: spawning producers is slow
+
+
+def producer_pool(producers: int) -> Pool:
+    """Producer processes, spawned: a forked copy of the benchmark would share its connections."""
+    return multiprocessing.get_context("spawn").Pool(producers)
+
+
+# --- publishing ---------------------------------------------------------------
+
+
+def send_stream(app: Celery, queue: str, stream: list[Message], task_name: str | None) -> tuple[float, float]:
+    """Send a stream through a producer's Celery app, pipelined, in order; returns its span."""
+    with app.producer_or_acquire() as producer:
+        batch = producer.batch(max_size=PUBLISH_BATCH) if hasattr(producer, "batch") else nullcontext()
+        began = time.time()
+        with batch:
+            for name, kwargs in stream:
+                app.send_task(task_name or name, kwargs=kwargs, queue=queue, producer=producer)
+        return began, time.time()
+
+
+def publish_stream(broker_url: str, queue: str, stream: list[Message],
+                   task_name: str | None) -> tuple[float, float]:
+    """In a producer process: send a stream through the SDK's Celery app."""
+    events = JobTaskEvents(broker_url, queue=queue)
+    try:
+        return send_stream(events.app, queue, stream, task_name)
+    finally:
+        events.close()
+
+
+def publish(services: Services, queue: str, plan: Plan, task_name: str | None = None) -> float:
+    """Fill ``queue`` with the plan, one process per producer; returns messages/s."""
+    streams = [stream for stream in split(plan.messages, services.producers) if stream]
+    jobs = [(services.broker_url, queue, stream, task_name) for stream in streams]
+    if len(streams) == 1:  # no process to spawn: publishing is not timed
+        spans = [publish_stream(*jobs[0])]
+    elif services.producer_pool is not None:
+        spans = services.producer_pool.starmap(publish_stream, jobs)
+    else:
+        with producer_pool(len(streams)) as pool:
+            spans = pool.starmap(publish_stream, jobs)
+    return plan.events / max(1e-9, max(end for _, end in spans) - min(began for began, _ in spans))
+
+
+# --- workers ----------------------------------------------------------------
+
+
+def start_worker(app: str, queue: str, workdir: Path, env: dict[str, str], log_level: str) -> WorkerProcess:
+    name = f"{app.rsplit('.', 1)[-1]}-{queue}"
+    log_path = workdir / f"{name}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queue, "-c", "2",
+             "-n", f"{name}@%h", "--without-mingle", "--without-gossip", "--without-heartbeat",
+             "-l", log_level],
+            cwd=ROOT, env=child_env(**env), stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    return WorkerProcess(name, process, log_path)
+
+
+def worker_env(services: Services, queue: str, db_name: str, batch_size: int | None,
+               batch_interval: float | None) -> dict[str, str]:
+    env = {"JOBTASK_BROKER_URL": services.broker_url, "JOBTASK_MONGO_URL": services.store_url,
+           "JOBTASK_MONGO_DB": db_name, "JOBTASK_QUEUE": queue}
+    if batch_size is not None:
+        env["JOBTASK_BATCH_SIZE"] = str(batch_size)
+    if batch_interval is not None:
+        env["JOBTASK_BATCH_INTERVAL"] = str(batch_interval)
+    return env
+
+
+@dataclass
+class Drain:
+    seconds: float
+    load: tuple[float, float]  # 1-minute load average at the first fetch and at the end
+    cpu: dict[str, float]  # part (main, pool, store) -> share of one core used while draining
+
+
+def watched_groups(services: Services, worker: WorkerProcess) -> dict[str, ProcessGroup]:
+    return {"worker": ProcessGroup(worker.process.pid), **({"store": services.store} if services.store else {})}
+
+
+def time_drain(backlog: Backlog, total: int, worker: WorkerProcess, applied, timeout: float,
+               watched: dict[str, ProcessGroup]) -> Drain:
+    """From the worker's first fetch until the backlog is gone and ``applied()``."""
+    deadline = time.monotonic() + timeout
+    first_fetch, load, cpu = None, 0.0, {}
+    while time.monotonic() < deadline:
+        if worker.process.poll() is not None:
+            raise RuntimeError(f"worker {worker.name} exited:\n{worker.log()[-4000:]}")
+        now = time.monotonic()
+        waiting, fetched = backlog.read()
+        if first_fetch is None and waiting < total:
+            first_fetch, load = now, os.getloadavg()[0]
+            cpu = {name: group.cpu_seconds() for name, group in watched.items()}
+        if first_fetch is not None and waiting == 0 and fetched == 0 and applied():
+            seconds = now - first_fetch
+            return Drain(seconds, (load, os.getloadavg()[0]), cpu_shares(watched, cpu, seconds))
+        time.sleep(POLL_INTERVAL)
+    raise TimeoutError(f"{sum(backlog.read())} messages left after {timeout}s:\n{worker.log()[-4000:]}")
+
+
+def drain_worker(services: Services, app: str, queue: str, env: dict[str, str], total: int,
+                 applied) -> tuple[Drain, tuple[int, int]]:
+    """Start a worker on a filled queue, time it until ``applied()``, stop it."""
+    worker = start_worker(app, queue, services.workdir, env, services.log_level)
+    try:
+        watched = watched_groups(services, worker)
+        client = redis.Redis.from_url(services.broker_url)
+        try:
+            drain = time_drain(Backlog(client, queue), total, worker, applied, services.timeout, watched)
+        finally:
+            client.close()
+        return drain, watched["worker"].peak_rss_kib()
+    finally:
+        worker.stop()
+
+
+# --- checking -----------------------------------------------------------------
+
+
+@dataclass
+class Check:
+    correct: bool
+    summary: str
+    outcomes: dict[str, int]
+
+
+def verify(db, expected: dict[str, Expected], events: int) -> Check:
+    """Every task as sent; every event accepted exactly once (applied or ignored); no dead letters."""
+    fields = {"_id": 0, "job_task_id": 1, "status": 1, "created_count": 1, "job_id": 1}
+    stored = {doc["job_task_id"]: Expected(doc.get("status"), doc.get("created_count"), doc.get("job_id"))
+              for doc in db[JOB_TASKS].find({}, fields)}
+    wrong = [task for task, end in expected.items() if stored.get(task) != end]
+    outcomes = {row["_id"]: row["count"]
+                for row in db[EVENTS].aggregate([{"$group": {"_id": "$outcome", "count": {"$sum": 1}}}])}
+    once = {lifecycle.APPLIED, lifecycle.IGNORED}
+    distinct = next(db[EVENTS].aggregate([
+        {"$match": {"outcome": {"$in": sorted(once)}}},
+        {"$group": {"_id": {"t": "$job_task_id", "e": "$event_id"}}},
+        {"$count": "events"},
+    ]), {}).get("events", 0)
+    accepted_once = sum(outcomes.get(kind, 0) for kind in once)
+    parked_first = db[EVENTS].count_documents({"resolved_by_batch": {"$exists": True}})
+    dead = db[DEAD_LETTERS].count_documents({})
+    correct = (not wrong and len(stored) == len(expected) and dead == 0 and accepted_once == distinct == events
+               and not any(outcomes.get(kind) for kind in UNSETTLED))
+    parts = [
+        f"{len(expected) - len(wrong):,}/{len(expected):,} tasks as sent",
+        "history " + ", ".join(f"{kind} {count:,}" for kind, count in sorted(outcomes.items()))
+        + f" ({parked_first:,} parked first)",
+        f"{distinct:,}/{events:,} events accepted once",
+        f"{dead} dead letters",
+    ]
+    if wrong:
+        parts.append("e.g. " + ", ".join(f"{t}: {stored.get(t)} != {tuple(expected[t])}" for t in wrong[:2]))
+    return Check(correct, "; ".join(parts), outcomes)
+
+
+# --- the runs -------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    stream: str
+    events: int
+    tasks: int
+    drain: Drain
+    publish_rate: float
+    rss: tuple[int, int]  # peak KiB summed over the worker's processes, their number
+    check: Check | None = None  # the no-op baseline is not checked
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.drain.seconds
+
+
+def scratch_db(services: Services, prefix: str):
+    tag = uuid.uuid4().hex[:8]
+    return f"bench-{prefix}-{tag}", connect(services.store_url, f"bench_{prefix}_{tag}", timeout_ms=10_000,
+                                           app="jobtask-bench")
+
+
+def run_pipeline(services: Services, plan: Plan, batch_size: int | None,
+                 batch_interval: float | None = None) -> Run:
+    """The jobtask worker on a pre-filled queue, timed until every task is terminal."""
+    queue, db = scratch_db(services, "events")
+    label = f"{plan.name}: pipeline"
+    try:
+        ensure_indexes(db)
+        progress(f"{label}: publishing {plan.events:,} events of {plan.tasks:,} tasks")
+        publish_rate = publish(services, queue, plan)
+
+        def all_terminal() -> bool:
+            return db[JOB_TASKS].count_documents({"status": {"$in": TERMINAL}}) >= plan.tasks
+
+        progress(f"{label}: draining")
+        env = worker_env(services, queue, db.name, batch_size, batch_interval)
+        drain, rss = drain_worker(services, "worker", queue, env, plan.events, all_terminal)
+        check = verify(db, plan.expected, plan.events)
+        progress(f"{label}: {plan.events / drain.seconds:,.0f} events/s in {drain.seconds:,.1f} s; "
+                 f"{'correct' if check.correct else 'WRONG'}: {check.summary}")
+        return Run(plan.name, plan.events, plan.tasks, drain, publish_rate, rss, check)
+    finally:
+        db.client.drop_database(db.name)
+        db.client.close()
+
+
+def run_noop(services: Services, plan: Plan, batch_size: int | None) -> Run:
+    """The no-op baseline: the same messages and delivery settings, no work."""
+    queue, db = scratch_db(services, "noop")
+    label = f"{plan.name}: no-op"
+    client = redis.Redis.from_url(services.broker_url)
+    backlog = Backlog(client, queue)
+
+    def settled() -> bool:  # a message is briefly in no list as it is fetched: look twice
+        time.sleep(POLL_INTERVAL)
+        return backlog.read() == (0, 0)
+
+    try:
+        progress(f"{label}: publishing {plan.events:,} messages")
+        publish_rate = publish(services, queue, plan, task_name=NOOP_TASK)
+        progress(f"{label}: draining")
+        env = worker_env(services, queue, db.name, batch_size, None)
+        drain, rss = drain_worker(services, "tests.bench_noop", queue, env, plan.events, settled)
+        progress(f"{label}: {plan.events / drain.seconds:,.0f} tasks/s")
+        return Run(plan.name, plan.events, plan.tasks, drain, publish_rate, rss)
+    finally:
+        client.close()
+        db.client.drop_database(db.name)
+        db.client.close()
+
+
+def measure_update_one(store_url: str, count: int, per_document: int = 10) -> float:
+    """One client's sequential guarded ``update_one``s per second, ``per_document`` per document.
+
+    The collection has only the unique ``job_task_id`` index; each update is
+    guarded on its event id not being applied yet, as an idempotent store must.
+    """
+    db = connect(store_url, f"bench_update_one_{uuid.uuid4().hex[:8]}", timeout_ms=10_000, app="jobtask-bench")
+    try:
+        documents = max(1, count // per_document)
+        db[JOB_TASKS].create_index("job_task_id", unique=True)
+        db[JOB_TASKS].insert_many([{"job_task_id": f"job-task-u{n}", "domain_id": "domain-bench",
+                                    "_applied": [], "_progress_count": 0} for n in range(documents)])
+        progress(f"update_one: {count:,} guarded updates on {documents:,} documents")
+        began = time.perf_counter()
+        for number in range(count):
+            event_id = uuid.uuid4().hex
+            result = db[JOB_TASKS].update_one(
+                {"job_task_id": f"job-task-u{number % documents}", "_applied.e": {"$ne": event_id}},
+                {"$inc": {"_progress_count": 7},
+                 "$push": {"_applied": {"e": event_id, "f": event_id, "b": "bench"}},
+                 "$max": {"_activity_at": datetime.now(timezone.utc)}},
+            )
+            if result.modified_count != 1:
+                raise RuntimeError(f"update {number} matched nothing")
+        rate = count / (time.perf_counter() - began)
+        progress(f"update_one: {rate:,.0f}/s")
+        return rate
+    finally:
+        db.client.drop_database(db.name)
+        db.client.close()
