@@ -48,7 +48,12 @@ class Settings(BaseSettings):
     store_retry_base: float = Field(default=0.2, gt=0)
     store_retry_cap: float = Field(default=10.0, gt=0)
     store_timeout_ms: int = Field(default=5_000, ge=100)
-    max_events_per_task: int = Field(default=100_000, ge=10)
+    # Events one task accepts. Its document does not grow with them: each
+    # batch's events go to the task's log, in one entry of at most batch_size
+    # events (worker.store.MAX_ENTRY_BYTES bounds it far below MongoDB's 16 MiB
+    # document limit). The limit stops a runaway producer from growing one
+    # task's log and history without end.
+    max_events_per_task: int = Field(default=1_000_000, ge=10)
 
     # Read API.
     api_host: str = "127.0.0.1"

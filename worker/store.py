@@ -41,6 +41,13 @@ EVENTS = "job_task_events"
 DEAD_LETTERS = "job_task_dead_letters"
 
 DUPLICATE_KEY = 11000
+# The largest event a log entry holds: its key (task id up to 64, '/', event
+# id up to 128), its fingerprint (32), its message id (up to 128 or a 71
+# character digest), with BSON's names and lengths. An entry holds one batch
+# (JOBTASK_BATCH_SIZE, at most 10,000 events) plus a summary and an identity
+# whose options are at most 16 KiB.
+MAX_LOGGED_EVENT_BYTES = 420
+MAX_ENTRY_BYTES = 10_000 * MAX_LOGGED_EVENT_BYTES + 64 * 1024
 LOGGED_EVENT_INDEX = "logged_event_unique"
 # A log entry's number, zero-padded so that entries sort by number as text.
 VERSION_DIGITS = 10
