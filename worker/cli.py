@@ -21,11 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from functools import partial
 from typing import Any, Callable, Sequence
 
 from worker.errors import ERROR_DB_UNAVAILABLE, ERROR_INVALID_PARAMETER, ReadError
-from worker.query_fields import STATUSES
-from worker.read import Scope, get_job_task, list_job_tasks, stat_job_tasks
+from worker.read import Scope, get_item, list_items, stat_items
+from worker.resource import JOB_TASK
 from worker.settings import Settings, load_settings
 
 LIST_COLUMNS = (
@@ -55,7 +56,7 @@ def add_read_commands(subparsers: argparse._SubParsersAction) -> None:
     get.set_defaults(func=_get)
 
     listing = subparsers.add_parser("list", parents=[common], help="JobTasks, newest first")
-    listing.add_argument("--status", action="append", choices=STATUSES, help="repeatable")
+    listing.add_argument("--status", action="append", choices=JOB_TASK.statuses, help="repeatable")
     listing.add_argument("--job-id")
     listing.add_argument("--data-source-id")
     listing.add_argument("--workspace-id")
@@ -109,7 +110,7 @@ def _connect(settings: Settings):
 
 
 def _get(args: argparse.Namespace) -> int:
-    info = _read(args, get_job_task, {"job_task_id": args.job_task_id})
+    info = _read(args, partial(get_item, JOB_TASK), {"job_task_id": args.job_task_id})
     if args.json:
         _print_json(info)
     else:
@@ -136,7 +137,7 @@ def _list(args: argparse.Namespace) -> int:
         query["filter"] = [*extra, {"k": "status", "v": statuses, "o": "in"}]
     body = {name: value for name, value in body.items() if value is not None}
     body["query"] = query
-    response = _read(args, list_job_tasks, body)
+    response = _read(args, partial(list_items, JOB_TASK), body)
     if args.json:
         _print_json(response)
         return 0
@@ -149,7 +150,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _stat(args: argparse.Namespace) -> int:
-    response = _read(args, stat_job_tasks, {"query": args.query})
+    response = _read(args, partial(stat_items, JOB_TASK), {"query": args.query})
     if args.json:
         _print_json(response)
         return 0
