@@ -99,12 +99,14 @@ Name = Annotated[str, Field(pattern=NAME.pattern, description="The name this sta
 Param = Annotated[Optional[str], BeforeValidator(_blank_is_none)]
 
 
-class _Shape(BaseModel):
+class _Strict(BaseModel):
+    # Request bodies and queries name only keys they know: a typo is an error, not a no-op.
     model_config = ConfigDict(extra="forbid")
 
 
 class _Options(BaseModel):
-    # Stage options are read key by key; unknown keys are ignored, as SpaceONE does.
+    # Conditions, sort items, the page and stage options are read key by key by the
+    # translation, which ignores keys it does not know.
     model_config = ConfigDict(extra="ignore")
 
 
@@ -252,7 +254,7 @@ STAGES: dict[str, type[BaseModel]] = {
 }
 
 _STAGE_MODELS = tuple(
-    create_model(f"{name.title()}Stage", __base__=_Shape, **{name: (options, ...)})
+    create_model(f"{name.title()}Stage", __base__=_Strict, **{name: (options, ...)})
     for name, options in STAGES.items()
 )
 Stage = Union[_STAGE_MODELS]  # type: ignore[valid-type]
@@ -261,7 +263,7 @@ Stage = Union[_STAGE_MODELS]  # type: ignore[valid-type]
 # --- the request and response bodies of one resource ---------------------------------------------
 
 
-class RequestBase(_Shape):
+class RequestBase(_Strict):
     """What every request body shares: SpaceONE clients send their domain, which the token overrides."""
 
     domain_id: SkipValidation[Any] = Field(
@@ -269,7 +271,7 @@ class RequestBase(_Shape):
     )
 
 
-class StatisticsQueryBase(_Shape):
+class StatisticsQueryBase(_Strict):
     """A StatisticsQuery asks for aggregate stages or a distinct key: without both it asks nothing."""
 
     model_config = ConfigDict(
@@ -318,7 +320,7 @@ def request_models(resource: Resource) -> RequestModels:
     page = (SkipValidation[Optional[Page]], None)
     query = create_model(
         f"{name}Query",
-        __base__=_Shape,
+        __base__=_Strict,
         __doc__=f"SpaceONE core Query over {plural}.",
         **filters,
         sort=(

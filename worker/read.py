@@ -7,7 +7,8 @@ return the response body as a dict. Translation and validation happen in
 ``worker.query`` / ``worker.stat_query``; this module runs the plan with the
 server-side time limit (``query_time_limit_ms``) and the page cap
 (``max_page_size``) and shapes the documents like the seed: the resource's
-fields in its order, timestamps as ``2022-07-17T16:00:08.266Z``, absent fields left out.
+fields in its order, timestamps as ``2022-07-17T16:00:08.266Z``, absent
+fields left out.
 Store failures come back as coded errors (timeout 504, unreachable 503, a
 query MongoDB refuses 400), never as a raw driver exception.
 """
