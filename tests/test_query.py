@@ -21,13 +21,15 @@ from worker.query import (
     scoped_filter,
 )
 from worker.query_conditions import build_condition, parse_timediff
-from worker.query_fields import document_ref
+from worker.query_fields import field_ref
+from worker.resource import JOB_TASK
 from worker.stat_query import plan_stat
 
 NOW = datetime(2024, 3, 14, 15, 9, 26, tzinfo=timezone.utc)  # a Thursday
 DOMAIN = Scope("domain-1")
 WORKSPACES = Scope("domain-1", ("ws-1", "ws-2"))
 UTC = timezone.utc
+document_ref = field_ref(JOB_TASK)
 
 
 def cond(k, v, o):
@@ -41,11 +43,11 @@ def code_of(call) -> str:
 
 
 def list_plan(query=None, scope=DOMAIN, max_page_size=1000, **params):
-    return plan_list({**params, "query": query or {}}, scope, max_page_size, NOW)
+    return plan_list(JOB_TASK, {**params, "query": query or {}}, scope, max_page_size, NOW)
 
 
 def stat_plan(query, scope=DOMAIN, max_page_size=1000):
-    return plan_stat({"query": query}, scope, max_page_size, NOW)
+    return plan_stat(JOB_TASK, {"query": query}, scope, max_page_size, NOW)
 
 
 # --- filter operators ------------------------------------------------------------------------
@@ -189,7 +191,7 @@ def test_default_list_is_scoped_newest_first_with_tiebreaker_and_capped():
 
 def test_parameters_filter_like_eq_and_domain_id_in_body_is_ignored():
     plan = plan_list(
-        {"status": "FAILURE", "job_id": "j", "domain_id": "other", "query": {}}, DOMAIN, 100, NOW
+        JOB_TASK, {"status": "FAILURE", "job_id": "j", "domain_id": "other", "query": {}}, DOMAIN, 100, NOW
     )
     assert plan.filter == {"domain_id": "domain-1", "status": {"$eq": "FAILURE"}, "job_id": {"$eq": "j"}}
 
@@ -298,7 +300,7 @@ def test_page_window(page, window):
     ],
 )
 def test_list_body_errors(body, code):
-    assert code_of(lambda: plan_list(body, DOMAIN, 100, NOW)) == code
+    assert code_of(lambda: plan_list(JOB_TASK, body, DOMAIN, 100, NOW)) == code
 
 
 def test_deep_nesting_is_refused_before_anything_recurses():
@@ -312,17 +314,19 @@ def test_deep_nesting_is_refused_before_anything_recurses():
 
 
 def test_get_plan():
-    job_task_id, query = plan_get({"job_task_id": "t", "workspace_id": "ws-1"}, WORKSPACES)
+    job_task_id, query = plan_get(JOB_TASK, {"job_task_id": "t", "workspace_id": "ws-1"}, WORKSPACES)
     assert job_task_id == "t"
     assert query["domain_id"] == "domain-1" and query["job_task_id"] == {"$eq": "t"}
     assert query["workspace_id"] == {"$eq": "ws-1"} and "$or" in query
-    assert code_of(lambda: plan_get({}, DOMAIN)) == "ERROR_REQUIRED_PARAMETER"
-    assert code_of(lambda: plan_get({"job_task_id": 1}, DOMAIN)) == "ERROR_INVALID_PARAMETER_TYPE"
-    assert code_of(lambda: plan_get({"job_task_id": "t", "query": {}}, DOMAIN)) == "ERROR_INVALID_PARAMETER"
+    assert code_of(lambda: plan_get(JOB_TASK, {}, DOMAIN)) == "ERROR_REQUIRED_PARAMETER"
+    assert code_of(lambda: plan_get(JOB_TASK, {"job_task_id": 1}, DOMAIN)) == "ERROR_INVALID_PARAMETER_TYPE"
+    assert (code_of(lambda: plan_get(JOB_TASK, {"job_task_id": "t", "query": {}}, DOMAIN))
+            == "ERROR_INVALID_PARAMETER")
 
 
 def test_projection_drops_paths_under_selected_ones():
-    assert projection_for(["options.a", "options", "options.b.c"], False) == {"_id": 0, "options": 1}
+    only = ["options.a", "options", "options.b.c"]
+    assert projection_for(JOB_TASK, only, False) == {"_id": 0, "options": 1}
 
 
 def test_scoped_filter_keeps_scope_keys_first_and_nests_collisions():

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from worker.errors import ReadError
 from worker.query import Scope, plan_list
+from worker.resource import JOB_TASK
 from worker.stat_query import plan_stat
 
 NOW = datetime(2024, 3, 14, 15, 9, 26, tzinfo=timezone.utc)
@@ -199,7 +200,7 @@ def assert_scoped(match: dict, scope: Scope) -> None:
 def test_any_list_query_is_a_scoped_whitelisted_plan_or_a_coded_error(query, scope):
     query = {key: value for key, value in query.items() if key not in ("aggregate", "distinct")}
     try:
-        plan = plan_list({"query": query}, scope, 100, NOW)
+        plan = plan_list(JOB_TASK, {"query": query}, scope, 100, NOW)
     except ReadError as error:
         assert error.code.startswith("ERROR_") and error.http_status == 400
         return
@@ -216,7 +217,7 @@ def test_any_stat_query_is_a_scoped_whitelisted_pipeline_or_a_coded_error(query,
         key: value for key, value in query.items() if key not in ("sort", "only", "minimal", "count_only")
     }
     try:
-        plan = plan_stat({"query": query}, scope, 100, NOW)
+        plan = plan_stat(JOB_TASK, {"query": query}, scope, 100, NOW)
     except ReadError as error:
         assert error.code.startswith("ERROR_") and error.http_status == 400
         return

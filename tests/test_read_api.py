@@ -26,6 +26,7 @@ from tests.readside import (
 )
 from worker.embedded import free_port
 from worker.query import Scope, plan_list
+from worker.resource import JOB_TASK
 from worker.store import connect, ensure_indexes
 
 WS1_VISIBLE = {"job-task-a01", "job-task-a02", "job-task-a03", "job-task-a06", "job-task-a07", "job-task-a08"}
@@ -237,7 +238,7 @@ def test_workspace_token_sees_its_workspaces_and_domain_level_tasks(api):
 
 def test_filtered_sorted_paged_list_on_domain_and_status_uses_an_index(api, dataset):
     body = {"status": "SUCCESS", "query": {"page": {"start": 2, "limit": 1}}}
-    plan = plan_list(body, Scope(DOMAIN_A), 1000, datetime.now(timezone.utc))
+    plan = plan_list(JOB_TASK, body, Scope(DOMAIN_A), 1000, datetime.now(timezone.utc))
     cursor = (dataset.db.job_tasks.find(plan.filter, plan.projection).sort(plan.sort)
               .skip(plan.skip).limit(plan.limit))
     winning = str(cursor.explain()["queryPlanner"]["winningPlan"])

@@ -11,6 +11,7 @@ import pytest
 
 from worker.errors import ReadError
 from worker.query import Scope
+from worker.resource import JOB_TASK
 from worker.stat_query import plan_stat
 
 NOW = datetime(2024, 3, 14, 15, 9, 26, tzinfo=timezone.utc)
@@ -24,14 +25,14 @@ def code_of(call) -> str:
 
 
 def stat_plan(query, scope=DOMAIN, max_page_size=1000):
-    return plan_stat({"query": query}, scope, max_page_size, NOW)
+    return plan_stat(JOB_TASK, {"query": query}, scope, max_page_size, NOW)
 
 
 # --- the stat plan -------------------------------------------------------------------------------
 
 
 def test_stat_needs_query_and_aggregate_or_distinct():
-    assert code_of(lambda: plan_stat({}, DOMAIN, 10, NOW)) == "ERROR_REQUIRED_PARAMETER"
+    assert code_of(lambda: plan_stat(JOB_TASK, {}, DOMAIN, 10, NOW)) == "ERROR_REQUIRED_PARAMETER"
     with pytest.raises(ReadError) as caught:
         stat_plan({"filter": []})
     assert caught.value.code == "ERROR_REQUIRED_PARAMETER" and "key = aggregate" in caught.value.message

@@ -2,13 +2,16 @@
 
 ``worker.api:app`` serves ``POST /cost-analysis/v1/job-task/{get,list,stat}``
 with JSON bodies as in the seed, ``GET /healthz`` and ``/openapi.json``;
-``create_app(settings)`` builds another app (tests, embedding). Every request
+``create_app(settings)`` builds another app (tests, embedding), and
+``add_read_routes`` serves one more ``Resource`` the same way. Every request
 carries ``Authorization: Bearer <token>`` and the token alone decides the
 caller's domain and workspaces (``JOBTASK_API_TOKENS``).
 
 Errors leave as SpaceONE's REST layer gives them,
 ``{"detail": {"code": "ERROR_...", "message": "..."}}``, with the status of the
-error kind. Bodies are parsed here and validated by ``worker.query``, so a
+error kind. Bodies are parsed here and validated by the read functions
+against the request models of ``worker.query_models``; ``/openapi.json`` is
+generated from those and the response models of ``worker.api_models``. A
 malformed body is a coded 400, never FastAPI's 422; anything unexpected is
 logged with a reference and answered with a coded 500, never a stack trace.
 """
@@ -21,6 +24,7 @@ import logging
 import threading
 import uuid
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, Callable
 
 import redis
@@ -29,10 +33,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 from pymongo.database import Database
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from worker import api_schema
 from worker.errors import (
     ERROR_AUTHENTICATE_FAILURE,
     ERROR_DB_UNAVAILABLE,
@@ -42,12 +47,15 @@ from worker.errors import (
     ERROR_UNSUPPORTED_API,
     ReadError,
 )
-from worker.read import Scope, get_job_task, list_job_tasks, stat_job_tasks
+from worker.api_models import Error, response_models
+from worker.query_models import request_models
+from worker.read import Scope, get_item, list_items, stat_items
+from worker.resource import JOB_TASK, Resource
 from worker.settings import Settings, get_settings
 from worker.store import connect
 
 LOGGER = logging.getLogger("jobtask.api")
-PREFIX = "/cost-analysis/v1/job-task"
+JOB_TASK_PREFIX = "/cost-analysis/v1/job-task"
 MAX_BODY_BYTES = 1_000_000
 
 
@@ -146,27 +154,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.connections = connections
+    app.state.documented_models = [Error]
     _install_error_handlers(app)
-
-    def route(path: str, read: Callable, request_schema: str, response_schema: str, summary: str):
-        async def handler(request: Request) -> JSONResponse:
-            scope = caller_scope(request.headers.get("authorization"), settings)
-            body = parse_body(await request.body())
-            result = await run_in_threadpool(read, connections.db(), scope, body, settings)
-            return JSONResponse(result)
-
-        handler.__name__ = f"job_task_{path}"
-        app.add_api_route(
-            f"{PREFIX}/{path}",
-            handler,
-            methods=["POST"],
-            summary=summary,
-            openapi_extra=api_schema.operation(request_schema, response_schema),
-        )
-
-    route("get", get_job_task, "GetJobTaskRequest", "JobTaskInfo", "Get one JobTask")
-    route("list", list_job_tasks, "ListJobTasksRequest", "JobTasksInfo", "List JobTasks")
-    route("stat", stat_job_tasks, "StatJobTasksRequest", "StatResponse", "Statistics of JobTasks")
+    add_read_routes(app, JOB_TASK, JOB_TASK_PREFIX)
 
     @app.get("/healthz", summary="Store and broker reachable")
     async def healthz() -> JSONResponse:
@@ -182,6 +172,63 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def add_read_routes(app: FastAPI, resource: Resource, prefix: str) -> None:
+    """``POST {prefix}/get|list|stat`` reading ``resource``, described by its request models."""
+    settings: Settings = app.state.settings
+    connections: Connections = app.state.connections
+    requests, responses = request_models(resource), response_models(resource)
+    name = prefix.rstrip("/").rsplit("/", 1)[-1].replace("-", "_")
+    routes = (
+        ("get", get_item, requests.get, responses.get, f"Get one {resource.name}"),
+        ("list", list_items, requests.list, responses.list, f"List {resource.plural}"),
+        ("stat", stat_items, requests.stat, responses.stat, f"Statistics of {resource.plural}"),
+    )
+    for method, read, request_model, response_model, summary in routes:
+        app.add_api_route(
+            f"{prefix}/{method}",
+            _handler(partial(read, resource), settings, connections),
+            methods=["POST"],
+            name=f"{name}_{method}",
+            summary=summary,
+            openapi_extra=_operation(request_model, response_model),
+        )
+        app.state.documented_models.extend([request_model, response_model])
+
+
+def _handler(read: Callable, settings: Settings, connections: Connections) -> Callable:
+    """The endpoint of one read: the caller's scope from its token, the body as JSON, the read in a thread."""
+
+    async def handler(request: Request) -> JSONResponse:
+        scope = caller_scope(request.headers.get("authorization"), settings)
+        body = parse_body(await request.body())
+        result = await run_in_threadpool(read, connections.db(), scope, body, settings)
+        return JSONResponse(result)
+
+    return handler
+
+
+def _operation(request_model: type[BaseModel], response_model: type[BaseModel]) -> dict:
+    """``openapi_extra`` for one POST route: its body, its answer and its coded errors."""
+    error = {"content": {"application/json": {"schema": _ref(Error)}}}
+    return {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(request_model)}}},
+        "responses": {
+            "200": {"description": "OK", "content": {"application/json": {"schema": _ref(response_model)}}},
+            "400": {"description": "Invalid request (SpaceONE code)", **error},
+            "401": {"description": "ERROR_AUTHENTICATE_FAILURE", **error},
+            "403": {"description": "ERROR_PERMISSION_DENIED", **error},
+            "404": {"description": "ERROR_NOT_FOUND", **error},
+            "503": {"description": "ERROR_DB_UNAVAILABLE", **error},
+            "504": {"description": "ERROR_QUERY_TIMEOUT", **error},
+        },
+        "security": [{"bearer": []}],
+    }
+
+
+def _ref(model: type[BaseModel]) -> dict:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
 def _check(ping: Callable[[], Any]) -> str:
     try:
         ping()
@@ -195,8 +242,12 @@ def _openapi(app: FastAPI) -> dict:
         schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
+        _, described = models_json_schema(
+            [(model, "validation") for model in dict.fromkeys(app.state.documented_models)],
+            ref_template="#/components/schemas/{model}",
+        )
         components = schema.setdefault("components", {})
-        components.setdefault("schemas", {}).update(api_schema.COMPONENTS)
+        components.setdefault("schemas", {}).update(described["$defs"])
         components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         app.openapi_schema = schema
     return app.openapi_schema

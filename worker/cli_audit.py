@@ -18,6 +18,7 @@ import argparse
 import json
 from datetime import datetime, timezone
 
+from worker.cli_output import connect_store, print_json, print_table
 from worker.store import DEAD_LETTERS, EVENTS
 from worker.settings import load_settings
 
@@ -40,11 +41,9 @@ def add_audit_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _db(settings):
-    from worker.cli import _connect  # noqa: PLC0415 - one way to connect for every command
-
     if not settings.mongo_url:
         raise SystemExit("jobtask: set JOBTASK_MONGO_URL to the store's URL")
-    return _connect(settings)
+    return connect_store(settings)
 
 
 def _history(args: argparse.Namespace) -> int:
@@ -95,13 +94,11 @@ def _replay(db, settings, message_id: str) -> int:
 
 
 def _show(records: list[dict], columns: tuple[str, ...], as_json: bool) -> None:
-    from worker.cli import _print_json, _print_table  # noqa: PLC0415
-
     rows = [{key: _plain(value) for key, value in record.items()} for record in records]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
     else:
-        _print_table(rows, list(columns) if rows else [])
+        print_table(rows, list(columns) if rows else [])
 
 
 def _plain(value):

@@ -1,9 +1,11 @@
-"""SpaceONE ``Query`` → MongoDB find plan, with every validation; no I/O.
+"""SpaceONE ``Query`` → MongoDB find plan for one resource, with every validation; no I/O.
 
 The read API speaks SpaceONE core's query language (``filter``/``filter_or``
 of ``{k, v, o}``, ``sort``, ``page``, ``only``, ``minimal``, ``count_only``,
 ``keyword``). This module turns a request body into a plan that
-``worker.read`` runs. Keys and bodies are guarded by ``worker.query_fields``,
+``worker.read`` runs, for the ``Resource`` it is given. The body's shape is
+checked against its model (``worker.query_models`` through
+``worker.query_parse``); keys are checked by ``worker.query_fields``,
 conditions built by ``worker.query_conditions``; ``StatisticsQuery`` lives in
 ``worker.stat_query``. The caller's scope is put at the top of every filter
 and user clauses can never replace it.
@@ -22,26 +24,12 @@ from worker.errors import (
     ERROR_REQUIRED_PARAMETER,
 )
 from worker.query_conditions import build_condition
-from worker.query_fields import (
-    JOB_TASK_FIELDS,
-    MINIMAL_FIELDS,
-    STATUSES,
-    KeyResolver,
-    check_body,
-    document_ref,
-    field_path,
-)
+from worker.query_fields import KeyResolver, field_path, field_ref
+from worker.query_language import INT32
+from worker.query_models import request_models
+from worker.query_parse import parse
+from worker.resource import Resource
 
-TIEBREAKER = ("job_task_id", 1)
-DEFAULT_SORT = (("created_at", -1), TIEBREAKER)
-# Request parameters that narrow a list (and stat) like an ``eq`` filter.
-PARAM_FILTERS = ("job_task_id", "status", "workspace_id", "job_id", "data_source_id")
-LIST_QUERY_KEYS = frozenset(
-    {"filter", "filter_or", "sort", "page", "only", "minimal", "count_only", "keyword"}
-)
-
-# SpaceONE's page fields are int32; bigger values could not even reach BSON.
-INT32 = (-(2**31), 2**31 - 1)
 
 @dataclass(frozen=True)
 class Scope:
@@ -72,42 +60,23 @@ def list_param(value: Any, key: str) -> list:
     return value
 
 
-def user_clauses(query: dict, resolve: KeyResolver, now: datetime) -> list[dict]:
-    """``filter`` (ANDed), ``filter_or`` (ORed, then ANDed) and ``keyword`` as clauses."""
-    clauses = [
-        build_condition(item, resolve, now, "query.filter")
-        for item in list_param(query.get("filter"), "query.filter")
-    ]
-    either = [
-        build_condition(item, resolve, now, "query.filter_or")
-        for item in list_param(query.get("filter_or"), "query.filter_or")
-    ]
+def user_clauses(resource: Resource, query: Any, resolve: KeyResolver, now: datetime) -> list[dict]:
+    """A parsed query's ``filter`` (ANDed), ``filter_or`` (ORed, then ANDed) and ``keyword``."""
+    clauses = [build_condition(item, resolve, now, "query.filter") for item in query.filter or []]
+    either = [build_condition(item, resolve, now, "query.filter_or") for item in query.filter_or or []]
     if len(either) == 1:
         clauses.append(either[0])
     elif either:
         clauses.append({"$or": either})
-    keyword = query.get("keyword")
-    if keyword is not None:
-        if not isinstance(keyword, str):
-            raise ERROR_INVALID_PARAMETER_TYPE(key="query.keyword", type="str")
-        if keyword.strip():
-            clauses.append({"job_task_id": {"$regex": re.escape(keyword.strip()), "$options": "i"}})
+    keyword = (query.keyword or "").strip()
+    if keyword:
+        clauses.append({resource.id_field: {"$regex": re.escape(keyword), "$options": "i"}})
     return clauses
 
 
-def param_clauses(body: dict, names: tuple[str, ...] = PARAM_FILTERS) -> list[dict]:
-    """Request parameters such as ``status`` as equality clauses (empty means unset)."""
-    clauses = []
-    for name in names:
-        value = body.get(name)
-        if value is None or value == "":
-            continue
-        if not isinstance(value, str):
-            raise ERROR_INVALID_PARAMETER_TYPE(key=name, type="str")
-        if name == "status" and value not in STATUSES:
-            raise ERROR_INVALID_PARAMETER(key="status", reason=f"must be one of {', '.join(STATUSES)}")
-        clauses.append({name: {"$eq": value}})
-    return clauses
+def param_clauses(request: Any, names: tuple[str, ...]) -> list[dict]:
+    """A parsed request's parameters such as ``status`` as equality clauses (unset: none)."""
+    return [{name: {"$eq": getattr(request, name)}} for name in names if getattr(request, name)]
 
 
 # --- scope and the final filter ---------------------------------------------------------------
@@ -209,21 +178,12 @@ def _int32(value: Any, where: str) -> int:
     return value
 
 
-def _bool(value: Any, where: str) -> bool:
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise ERROR_INVALID_PARAMETER_TYPE(key=where, type="bool")
-    return value
-
-
-def projection_for(only: Any, minimal: bool) -> dict:
+def projection_for(resource: Resource, only: list | None, minimal: bool) -> dict:
     """Inclusion of public fields only, so ``_id`` and internal fields never leave the store."""
     if minimal:
-        paths = list(MINIMAL_FIELDS)
+        paths = list(resource.minimal_fields)
     else:
-        requested = list_param(only, "query.only")
-        paths = [field_path(path, "query.only") for path in requested] or list(JOB_TASK_FIELDS)
+        paths = [field_path(resource, path, "query.only") for path in only or []] or list(resource.fields)
     # A path under another selected one would be a projection path collision.
     kept = [p for p in dict.fromkeys(paths) if not any(p.startswith(f"{q}.") for q in paths)]
     return {"_id": 0, **{path: 1 for path in kept}}
@@ -232,67 +192,29 @@ def projection_for(only: Any, minimal: bool) -> dict:
 # --- plans ---------------------------------------------------------------------------------------------
 
 
-def check_params(body: Any, allowed: frozenset[str]) -> dict:
-    """The body as an object with known parameters; ``domain_id`` is accepted and ignored.
-
-    The caller's domain always comes from its token, never from the body.
-    """
-    body = check_body(body)
-    unknown = sorted(set(body) - allowed - {"domain_id"})
-    if unknown:
-        raise ERROR_INVALID_PARAMETER(
-            key=unknown[0], reason=f"unknown parameter (use {', '.join(sorted(allowed))})"
-        )
-    return body
+def plan_get(resource: Resource, body: Any, scope: Scope) -> tuple[str, dict]:
+    """(id, filter) for ``get``; ``workspace_id`` narrows like in list."""
+    request = parse(request_models(resource).get, body)
+    clauses = param_clauses(request, resource.get_params)
+    return getattr(request, resource.id_field), scoped_filter(scope, clauses)
 
 
-GET_PARAMS = frozenset({"job_task_id", "workspace_id"})
-LIST_PARAMS = frozenset({*PARAM_FILTERS, "query"})
-
-
-def plan_get(body: Any, scope: Scope) -> tuple[str, dict]:
-    """(job_task_id, filter) for ``get``; ``workspace_id`` narrows like in list."""
-    body = check_params(body, GET_PARAMS)
-    job_task_id = body.get("job_task_id")
-    if job_task_id is None or job_task_id == "":
-        raise ERROR_REQUIRED_PARAMETER(key="job_task_id")
-    if not isinstance(job_task_id, str):
-        raise ERROR_INVALID_PARAMETER_TYPE(key="job_task_id", type="str")
-    clauses = param_clauses(body, ("job_task_id", "workspace_id"))
-    return job_task_id, scoped_filter(scope, clauses)
-
-
-def query_of(body: dict, allowed: frozenset[str], required: bool = False) -> dict:
-    """The body's ``query`` object, with only the keys its message type knows."""
-    query = body.get("query")
-    if query is None:
-        if required:
-            raise ERROR_REQUIRED_PARAMETER(key="query")
-        return {}
-    if not isinstance(query, dict):
-        raise ERROR_INVALID_PARAMETER_TYPE(key="query", type="object")
-    unknown = sorted(set(query) - allowed)
-    if unknown:
-        raise ERROR_INVALID_PARAMETER(
-            key=f"query.{unknown[0]}", reason=f"not supported here (use {', '.join(sorted(allowed))})"
-        )
-    return query
-
-
-def plan_list(body: Any, scope: Scope, max_page_size: int, now: datetime) -> FindPlan:
+def plan_list(resource: Resource, body: Any, scope: Scope, max_page_size: int, now: datetime) -> FindPlan:
     """A list request (parameters plus ``query``) as a scoped, paged, sorted find."""
-    body = check_params(body, LIST_PARAMS)
-    query = query_of(body, LIST_QUERY_KEYS)
-    clauses = param_clauses(body) + user_clauses(query, document_ref, now)
-    sort = sort_spec(query.get("sort"), document_ref) or list(DEFAULT_SORT[:1])
-    if TIEBREAKER[0] not in (path for path, _ in sort):
-        sort.append(TIEBREAKER)
-    skip, limit, _ = page_window(query.get("page"), max_page_size)
+    models = request_models(resource)
+    request = parse(models.list, body)
+    query = request.query or models.query()
+    resolve = field_ref(resource)
+    clauses = param_clauses(request, resource.param_filters) + user_clauses(resource, query, resolve, now)
+    sort = sort_spec(query.sort, resolve) or list(resource.default_sort)
+    if resource.tiebreaker[0] not in (path for path, _ in sort):
+        sort.append(resource.tiebreaker)
+    skip, limit, _ = page_window(query.page, max_page_size)
     return FindPlan(
         filter=scoped_filter(scope, clauses),
         sort=sort,
         skip=skip,
         limit=limit,
-        projection=projection_for(query.get("only"), _bool(query.get("minimal"), "query.minimal")),
-        count_only=_bool(query.get("count_only"), "query.count_only"),
+        projection=projection_for(resource, query.only, bool(query.minimal)),
+        count_only=bool(query.count_only),
     )

@@ -2,9 +2,10 @@
 
 Shared by list filters (``worker.query``) and aggregate ``match`` stages
 (``worker.stat_query``), which resolve keys differently, so the key resolver
-is passed in. Operators and their value rules follow SpaceONE core:
-list operators need a list, the others refuse one; ``contain*`` and
-``regex*`` are case-insensitive; datetime fields compare as datetimes.
+is passed in. The operators are ``worker.query_language.FILTER_OPERATORS``;
+their value rules follow SpaceONE core: list operators need a list, the
+others refuse one; ``contain*`` and ``regex*`` are case-insensitive;
+datetime fields compare as datetimes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from worker.errors import (
     ERROR_OPERATOR_VALUE_TYPE,
 )
 from worker.query_fields import KeyResolver
+from worker.query_language import FILTER_OPERATORS
 
 # --- values -----------------------------------------------------------------------------
 
@@ -99,15 +101,6 @@ def _any_of(patterns: list[str]) -> str:
 
 # --- conditions ---------------------------------------------------------------------------
 
-# operator -> takes a list value
-OPERATORS = {
-    "eq": False, "not": False, "exists": False, "contain": False, "not_contain": False,
-    "in": True, "not_in": True, "contain_in": True, "not_contain_in": True,
-    "lt": False, "lte": False, "gt": False, "gte": False, "match": False,
-    "regex": False, "regex_in": True,
-    "datetime_lt": False, "datetime_lte": False, "datetime_gt": False, "datetime_gte": False,
-    "timediff_lt": False, "timediff_lte": False, "timediff_gt": False, "timediff_gte": False,
-}
 _COMPARISONS = {"lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte"}
 
 
@@ -126,14 +119,14 @@ def build_condition(item: Any, resolve: KeyResolver, now: datetime, where: str =
     _, key = _pick(item, "key", "k")
     has_value, value = _pick(item, "value", "v")
     _, operator = _pick(item, "operator", "o")
-    if not isinstance(operator, str) or operator not in OPERATORS:
+    if not isinstance(operator, str) or operator not in FILTER_OPERATORS:
         raise ERROR_DB_QUERY(
-            reason=f"Filter operator is not supported. (operator = {', '.join(OPERATORS)})"
+            reason=f"Filter operator is not supported. (operator = {', '.join(FILTER_OPERATORS)})"
         )
     condition = {"key": key, "value": value, "operator": operator}
-    if OPERATORS[operator] and not isinstance(value, list):
+    if FILTER_OPERATORS[operator] and not isinstance(value, list):
         raise ERROR_OPERATOR_LIST_VALUE_TYPE(operator=operator, condition=condition)
-    if not OPERATORS[operator] and isinstance(value, list):
+    if not FILTER_OPERATORS[operator] and isinstance(value, list):
         raise ERROR_OPERATOR_VALUE_TYPE(operator=operator, condition=condition)
     if key is None or key == "" or not has_value:
         raise ERROR_DB_QUERY(reason="Filter condition should have key, value and operator.")

@@ -1,9 +1,10 @@
-"""The JobTask fields a query may name, and the guard every request body passes.
+"""The fields a query may name, and the guard every request body passes.
 
-Keys are JobTask field names or dotted paths into ``options``, nothing else;
-a ``$`` key anywhere in a body, an internal ``_`` field, or data BSON cannot
-carry (lone surrogates, NUL in keys, integers beyond 64 bits) is refused here
-with a coded 400, before anything is built for MongoDB.
+Keys are a resource's public field names or dotted paths into its open
+fields (``options``), nothing else; a ``$`` key anywhere in a body, an
+internal ``_`` field, or data BSON cannot carry (lone surrogates, NUL in
+keys, integers beyond 64 bits) is refused here with a coded 400, before
+anything is built for MongoDB.
 """
 
 from __future__ import annotations
@@ -11,17 +12,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from worker.errors import ERROR_INVALID_PARAMETER, ERROR_INVALID_PARAMETER_TYPE
+from worker.resource import Resource
 
-JOB_TASK_FIELDS = (
-    "job_task_id", "status", "options", "created_count", "error_code", "error_message",
-    "resource_group", "job_id", "data_source_id", "domain_id", "workspace_id",
-    "created_at", "started_at", "updated_at", "finished_at",
-)
-DATETIME_FIELDS = frozenset({"created_at", "started_at", "updated_at", "finished_at"})
-MINIMAL_FIELDS = ("job_task_id", "status", "created_count", "job_id", "data_source_id", "workspace_id")
-STATUSES = ("PENDING", "IN_PROGRESS", "SUCCESS", "FAILURE", "CANCELED", "TIMEOUT")
-TIEBREAKER = ("job_task_id", 1)
-DEFAULT_SORT = (("created_at", -1), TIEBREAKER)
 INT64 = (-(2**63), 2**63 - 1)
 MAX_DEPTH = 32
 
@@ -70,9 +62,11 @@ def _check_text(text: str, where: str) -> None:
 
 # --- keys -------------------------------------------------------------------------------
 
+KeyResolver = Callable[[Any, str], tuple[str, bool]]
 
-def field_path(key: Any, where: str) -> str:
-    """A JobTask field name or a dotted path into ``options``; anything else is refused."""
+
+def field_path(resource: Resource, key: Any, where: str) -> str:
+    """A field name of ``resource`` or a dotted path into an open field; anything else is refused."""
     if not isinstance(key, str):
         raise ERROR_INVALID_PARAMETER_TYPE(key=where, type="str")
     segments = key.split(".")
@@ -83,19 +77,22 @@ def field_path(key: Any, where: str) -> str:
             key=where, reason=f"'{key}': MongoDB operators ('$...') are not allowed"
         )
     head = segments[0]
-    if head not in JOB_TASK_FIELDS or (len(segments) > 1 and head != "options"):
+    if head not in resource.fields or (len(segments) > 1 and head not in resource.open_fields):
+        paths = "".join(f", or {name}.<path>" for name in sorted(resource.open_fields))
         raise ERROR_INVALID_PARAMETER(
             key=where,
-            reason=f"'{key}' is not a JobTask field (use one of {', '.join(JOB_TASK_FIELDS)}, "
-            "or options.<path>)",
+            reason=f"'{key}' is not a {resource.name} field "
+            f"(use one of {', '.join(resource.fields)}{paths})",
         )
     return key
 
 
-def document_ref(key: Any, where: str) -> tuple[str, bool]:
-    """Resolve a key against stored documents: (MongoDB path, compares as datetime)."""
-    path = field_path(key, where)
-    return path, path in DATETIME_FIELDS
+def field_ref(resource: Resource) -> KeyResolver:
+    """Resolve keys against ``resource``'s stored documents: (MongoDB path, compares as datetime)."""
+    datetime_fields = resource.datetime_fields
 
+    def ref(key: Any, where: str) -> tuple[str, bool]:
+        path = field_path(resource, key, where)
+        return path, path in datetime_fields
 
-KeyResolver = Callable[[Any, str], tuple[str, bool]]
+    return ref

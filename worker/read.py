@@ -1,12 +1,14 @@
-"""Reading JobTasks: ``get``, ``list`` and ``stat`` over the store, for every face.
+"""Reading a resource: ``get``, ``list`` and ``stat`` over the store, for every face.
 
-The HTTP API, the CLI and the tests call these three plain functions with a
-pymongo ``Database``, the caller's ``Scope`` and the request body as a dict;
-they return the response body as a dict. Translation and validation happen in
+The HTTP API, the CLI and the tests call these three plain functions with
+the ``Resource`` to read (``worker.resource.JOB_TASK``), a pymongo
+``Database``, the caller's ``Scope`` and the request body as a dict; they
+return the response body as a dict. Translation and validation happen in
 ``worker.query`` / ``worker.stat_query``; this module runs the plan with the
 server-side time limit (``query_time_limit_ms``) and the page cap
-(``max_page_size``) and shapes the documents like the seed: SpaceONE field
-names, timestamps as ``2022-07-17T16:00:08.266Z``, absent fields left out.
+(``max_page_size``) and shapes the documents like the seed: the resource's
+fields in its order, timestamps as ``2022-07-17T16:00:08.266Z``, absent
+fields left out.
 Store failures come back as coded errors (timeout 504, unreachable 503, a
 query MongoDB refuses 400), never as a raw driver exception.
 """
@@ -18,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterator
 
 from bson import ObjectId
+from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, OperationFailure, PyMongoError
 
@@ -27,34 +30,35 @@ from worker.errors import (
     ERROR_NOT_FOUND,
     ERROR_QUERY_TIMEOUT,
 )
-from worker.query import JOB_TASK_FIELDS, Scope, plan_get, plan_list, projection_for
+from worker.query import Scope, plan_get, plan_list, projection_for
+from worker.resource import Resource
 from worker.settings import Settings
 from worker.stat_query import StatPlan, plan_stat
 
-__all__ = ["Scope", "get_job_task", "list_job_tasks", "stat_job_tasks", "COLLECTION"]
+__all__ = ["Scope", "get_item", "list_items", "stat_items"]
 
-COLLECTION = "job_tasks"
 _MAX_TIME_MS_EXPIRED = 50
 
 
-def get_job_task(db: Database, scope: Scope, body: Any, settings: Settings) -> dict:
-    """One JobTask the caller may see, or ERROR_NOT_FOUND (also for other domains')."""
-    job_task_id, query = plan_get(body, scope)
+def get_item(resource: Resource, db: Database, scope: Scope, body: Any, settings: Settings) -> dict:
+    """One document the caller may see, or ERROR_NOT_FOUND (also for other domains')."""
+    item_id, query = plan_get(resource, body, scope)
     with _store_errors(settings):
-        document = db[COLLECTION].find_one(
-            query, projection_for(None, False), max_time_ms=settings.query_time_limit_ms
+        document = db[resource.collection].find_one(
+            query, projection_for(resource, None, False), max_time_ms=settings.query_time_limit_ms
         )
     if document is None:
-        raise ERROR_NOT_FOUND(key="job_task_id", value=job_task_id)
-    return job_task_info(document)
+        raise ERROR_NOT_FOUND(key=resource.id_field, value=item_id)
+    return item_info(resource, document)
 
 
-def list_job_tasks(
-    db: Database, scope: Scope, body: Any, settings: Settings, now: datetime | None = None
+def list_items(
+    resource: Resource, db: Database, scope: Scope, body: Any, settings: Settings,
+    now: datetime | None = None,
 ) -> dict:
     """``{"results": [...], "total_count": n}``; total_count counts what the caller may see."""
-    plan = plan_list(body, scope, settings.max_page_size, now or _utcnow())
-    collection = db[COLLECTION]
+    plan = plan_list(resource, body, scope, settings.max_page_size, now or _utcnow())
+    collection = db[resource.collection]
     with _store_errors(settings):
         total_count = collection.count_documents(
             plan.filter, maxTimeMS=settings.query_time_limit_ms
@@ -68,24 +72,25 @@ def list_job_tasks(
             .limit(plan.limit)
             .max_time_ms(settings.query_time_limit_ms)
         )
-        results = [job_task_info(document) for document in cursor]
+        results = [item_info(resource, document) for document in cursor]
     return {"results": results, "total_count": total_count}
 
 
-def stat_job_tasks(
-    db: Database, scope: Scope, body: Any, settings: Settings, now: datetime | None = None
+def stat_items(
+    resource: Resource, db: Database, scope: Scope, body: Any, settings: Settings,
+    now: datetime | None = None,
 ) -> dict:
     """``{"results": [...]}`` plus ``total_count`` when ``page.limit`` > 0."""
-    plan = plan_stat(body, scope, settings.max_page_size, now or _utcnow())
+    plan = plan_stat(resource, body, scope, settings.max_page_size, now or _utcnow())
+    collection = db[resource.collection]
     with _store_errors(settings):
         if plan.distinct is not None:
-            return _distinct(db, plan, settings)
-        return _aggregate(db, plan, settings)
+            return _distinct(collection, plan, settings)
+        return _aggregate(collection, plan, settings)
 
 
-def _aggregate(db: Database, plan: StatPlan, settings: Settings) -> dict:
+def _aggregate(collection: Collection, plan: StatPlan, settings: Settings) -> dict:
     pipeline = [{"$match": plan.match}, *plan.stages]
-    collection = db[COLLECTION]
     response: dict = {}
     if plan.with_total:
         # Counted apart from the page (as SpaceONE does) rather than in one
@@ -101,8 +106,8 @@ def _aggregate(db: Database, plan: StatPlan, settings: Settings) -> dict:
     return {"results": [stat_row(row) for row in cursor], **response}
 
 
-def _distinct(db: Database, plan: StatPlan, settings: Settings) -> dict:
-    values = db[COLLECTION].distinct(
+def _distinct(collection: Collection, plan: StatPlan, settings: Settings) -> dict:
+    values = collection.distinct(
         plan.distinct, plan.match, maxTimeMS=settings.query_time_limit_ms
     )
     values = sorted(values, key=_sort_key)
@@ -131,10 +136,10 @@ def _sort_key(value: Any) -> tuple:
 # --- shaping ----------------------------------------------------------------------------------------
 
 
-def job_task_info(document: dict) -> dict:
-    """A stored document as the seed's JobTaskInfo: its field order, values present only."""
+def item_info(resource: Resource, document: dict) -> dict:
+    """A stored document as the API returns it: the resource's field order, values present only."""
     info = {}
-    for name in JOB_TASK_FIELDS:
+    for name in resource.fields:
         value = document.get(name)
         if value is not None:
             info[name] = _plain(value)

@@ -1,12 +1,13 @@
-"""SpaceONE ``StatisticsQuery`` → MongoDB aggregation or distinct plan; no I/O.
+"""SpaceONE ``StatisticsQuery`` → MongoDB aggregation or distinct plan for one resource; no I/O.
 
-``aggregate`` is a list of stages (unwind, group, count, sort, project, limit,
-skip, match) translated one by one, as SpaceONE core does. Keys are checked
-against what exists at that point of the pipeline: JobTask fields (and
-``options.*``) before the first group/project/count, the names those stages
-produced after it; group keys live under ``_id`` and are resolved there. Every
-user value inside an expression is wrapped in ``$literal`` so a text such as
-``"$domain_id"`` stays a text. The scoped filter always comes first.
+``aggregate`` is a list of stages (their names and options are
+``worker.query_models.STAGES``) translated one by one, as SpaceONE core
+does. Keys are checked against what exists at that point of the pipeline:
+the resource's fields (and ``options.*``) before the first
+group/project/count, the names those stages produced after it; group keys
+live under ``_id`` and are resolved there. Every user value inside an
+expression is wrapped in ``$literal`` so a text such as ``"$domain_id"``
+stays a text. The scoped filter always comes first.
 """
 
 from __future__ import annotations
@@ -23,55 +24,40 @@ from worker.errors import (
     ERROR_REQUIRED_PARAMETER,
 )
 from worker.query import (
-    LIST_PARAMS,
     Scope,
-    check_params,
     list_param,
     page_window,
     param_clauses,
-    query_of,
     scoped_filter,
     sort_spec,
     user_clauses,
 )
 from worker.query_conditions import build_condition, parse_iso8601
-from worker.query_fields import document_ref, field_path
-
-STAT_QUERY_KEYS = frozenset({"aggregate", "distinct", "filter", "filter_or", "page", "keyword"})
-STAGES = ("unwind", "group", "count", "sort", "project", "limit", "skip", "match")
-GROUP_OPERATORS = {
-    "count": "$sum",
-    "sum": "$sum",
-    "average": "$avg",
-    "max": "$max",
-    "min": "$min",
-    "first": "$first",
-    "last": "$last",
-    "push": "$push",
-    "add_to_set": "$addToSet",
-    "merge_objects": "$mergeObjects",
-}
-CONDITION_OPERATORS = {
-    "eq": "$eq",
-    "not": "$ne",
-    "gt": "$gt",
-    "gte": "$gte",
-    "lt": "$lt",
-    "lte": "$lte",
-}
-PROJECT_OPERATORS = {
-    "size": "$size",
-    "sum": "$sum",
-    "array_to_object": "$arrayToObject",
-    "object_to_array": "$objectToArray",
-    "add": "$add",
-    "subtract": "$subtract",
-    "multiply": "$multiply",
-    "divide": "$divide",
-}
-_CALCULATIONS = ("add", "subtract", "multiply", "divide")
-_DATE_PARTS = {"year": "$year", "month": "$month", "day": "$dayOfMonth"}
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+from worker.query_fields import KeyResolver, field_path, field_ref
+from worker.query_language import (
+    CALCULATIONS,
+    CONDITIONAL_GROUP_OPERATORS,
+    DATE_PARTS,
+    GROUP_CONDITION_OPERATORS,
+    GROUP_OPERATORS,
+    INT32,
+    NAME,
+    PROJECT_OPERATORS,
+)
+from worker.query_models import (
+    STAGES,
+    Count,
+    Group,
+    Limit,
+    Match,
+    Project,
+    Skip,
+    Sort,
+    Unwind,
+    request_models,
+)
+from worker.query_parse import parse
+from worker.resource import Resource
 
 
 @dataclass(frozen=True)
@@ -87,15 +73,20 @@ class StatPlan:
 
 
 class _Shape:
-    """What the documents flowing through the pipeline look like at one stage."""
+    """What the documents flowing through the pipeline look like at one stage.
 
-    def __init__(self) -> None:
-        self.names: set[str] | None = None  # None: still the stored JobTasks
+    ``now`` is the query's clock, for the timediff values of a match stage.
+    """
+
+    def __init__(self, stored: KeyResolver, now: datetime) -> None:
+        self.stored = stored
+        self.now = now
+        self.names: set[str] | None = None  # None: still the stored documents
         self.group_keys: set[str] = set()
 
     def ref(self, key: Any, where: str) -> tuple[str, bool]:
         if self.names is None:
-            return document_ref(key, where)
+            return self.stored(key, where)
         if not isinstance(key, str):
             raise ERROR_INVALID_PARAMETER_TYPE(key=where, type="str")
         head = key.split(".", 1)[0]
@@ -122,7 +113,7 @@ def _name(spec: dict, where: str) -> str:
     name = spec.get("name", spec.get("n"))
     if name is None:
         raise ERROR_DB_QUERY(reason=f"'{where}' condition requires a name: {spec}")
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not NAME.match(name):
         raise ERROR_INVALID_PARAMETER(
             key=f"{where}.name",
             reason="a name is letters, digits, '_' or '-', not starting with '_'",
@@ -182,8 +173,8 @@ def _date_key(path: str, date_format: Any) -> Any:
         return f"${path}"
     if not isinstance(date_format, str) or not date_format:
         raise ERROR_INVALID_PARAMETER_TYPE(key="aggregate.group.keys.date_format", type="str")
-    if date_format in _DATE_PARTS:
-        return {_DATE_PARTS[date_format]: f"${path}"}
+    if date_format in DATE_PARTS:
+        return {DATE_PARTS[date_format]: f"${path}"}
     return {"$dateToString": {"format": date_format, "date": f"${path}"}}
 
 
@@ -196,7 +187,7 @@ def _accumulator(spec: dict, shape: _Shape) -> dict:
         )
     mongo = GROUP_OPERATORS[operator]
     conditions = spec.get("conditions")
-    if conditions is not None and operator not in ("count", "sum", "average"):
+    if conditions is not None and operator not in CONDITIONAL_GROUP_OPERATORS:
         raise ERROR_DB_QUERY(reason=f"'aggregate.group.fields' {operator} does not take conditions")
     when = _conditions(conditions, shape) if conditions else None
     if operator == "count":
@@ -225,16 +216,16 @@ def _conditions(conditions: Any, shape: _Shape) -> dict:
             raise ERROR_DB_QUERY(
                 reason=f"'aggregate.group.fields.conditions' requires key, value and operator: {item}"
             )
-        if not isinstance(operator, str) or operator not in CONDITION_OPERATORS:
+        if not isinstance(operator, str) or operator not in GROUP_CONDITION_OPERATORS:
             raise ERROR_DB_QUERY(
                 reason="'aggregate.group.fields.conditions' operator is not supported. "
-                f"(supported_operator = {', '.join(CONDITION_OPERATORS)})"
+                f"(supported_operator = {', '.join(GROUP_CONDITION_OPERATORS)})"
             )
         path, is_datetime = shape.ref(key, "aggregate.group.fields.conditions.key")
         value = item.get("value", item.get("v"))
         if is_datetime and isinstance(value, str):
             value = parse_iso8601(value, "aggregate.group.fields.conditions.value")
-        clauses.append({CONDITION_OPERATORS[operator]: [f"${path}", {"$literal": value}]})
+        clauses.append({GROUP_CONDITION_OPERATORS[operator]: [f"${path}", {"$literal": value}]})
     return {"$and": clauses}
 
 
@@ -288,16 +279,16 @@ def _projection(spec: dict, shape: _Shape) -> Any:
             reason="'aggregate.project.fields' operator is not supported. "
             f"(supported_operator = {', '.join(PROJECT_OPERATORS)})"
         )
-    if operator in _CALCULATIONS:
+    if operator in CALCULATIONS:
         return _calculation(spec, operator, shape, depth=0)
     key = _key(spec, "aggregate.project.fields")
     return {PROJECT_OPERATORS[operator]: shape.expression(key, "aggregate.project.fields.key")}
 
 
 def _calculation(spec: dict, operator: Any, shape: _Shape, depth: int) -> dict:
-    if not isinstance(operator, str) or operator not in _CALCULATIONS:
+    if not isinstance(operator, str) or operator not in CALCULATIONS:
         raise ERROR_DB_QUERY(
-            reason=f"'aggregate.project.fields' operator must be one of {', '.join(_CALCULATIONS)}"
+            reason=f"'aggregate.project.fields' operator must be one of {', '.join(CALCULATIONS)}"
         )
     operands = spec.get("fields", spec.get("f"))
     if not isinstance(operands, list) or not operands:
@@ -331,27 +322,52 @@ def _calculation(spec: dict, operator: Any, shape: _Shape, depth: int) -> dict:
 def _count_stage(value: Any, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ERROR_INVALID_PARAMETER_TYPE(key=f"aggregate.{name}", type="int")
-    if not minimum <= value <= 2**31 - 1:
+    if not minimum <= value <= INT32[1]:
         raise ERROR_INVALID_PARAMETER(
-            key=f"aggregate.{name}", reason=f"must be between {minimum} and 2147483647"
+            key=f"aggregate.{name}", reason=f"must be between {minimum} and {INT32[1]}"
         )
     return value
 
 
-def _match(options: Any, shape: _Shape, now: datetime) -> dict:
+def _limit(options: Any, _shape: _Shape) -> dict:
+    return {"$limit": _count_stage(options, "limit", 1)}
+
+
+def _skip(options: Any, _shape: _Shape) -> dict:
+    return {"$skip": _count_stage(options, "skip", 0)}
+
+
+def _match(options: Any, shape: _Shape) -> dict:
     options = _dict(options, "aggregate.match")
     clauses = [
-        build_condition(item, shape.ref, now, "aggregate.match.filter")
+        build_condition(item, shape.ref, shape.now, "aggregate.match.filter")
         for item in list_param(options.get("filter"), "aggregate.match.filter")
     ]
     return {"$match": {"$and": clauses} if clauses else {}}
 
 
-def aggregate_stages(aggregate: Any, now: datetime) -> list[dict]:
-    """The ``aggregate`` list as MongoDB stages, each checked against the shape before it."""
+# Each stage's options model (its name is in STAGES) -> its translation.
+_TRANSLATIONS = {
+    Unwind: _unwind,
+    Group: _group,
+    Count: _count,
+    Sort: _sort,
+    Project: _project,
+    Limit: _limit,
+    Skip: _skip,
+    Match: _match,
+}
+
+
+def aggregate_stages(aggregate: Any, stored: KeyResolver, now: datetime) -> list[dict]:
+    """The ``aggregate`` list as MongoDB stages, each checked against the shape before it.
+
+    Before the first group, project or count, keys resolve with ``stored``
+    (the resource's fields); after it, to the names those stages produced.
+    """
     if not isinstance(aggregate, list):
         raise ERROR_INVALID_PARAMETER_TYPE(key="aggregate", type="list")
-    shape = _Shape()
+    shape = _Shape(stored, now)
     stages = []
     for stage in aggregate:
         stage = _dict(stage, "aggregate")
@@ -362,36 +378,19 @@ def aggregate_stages(aggregate: Any, now: datetime) -> list[dict]:
             raise ERROR_INVALID_PARAMETER(
                 key="aggregate", reason="each stage has exactly one of " + ", ".join(STAGES)
             )
-        kind, options = kinds[0], stage[kinds[0]]
-        if kind == "unwind":
-            stages.append(_unwind(options, shape))
-        elif kind == "group":
-            stages.append(_group(options, shape))
-        elif kind == "count":
-            stages.append(_count(options, shape))
-        elif kind == "sort":
-            stages.append(_sort(options, shape))
-        elif kind == "project":
-            stages.append(_project(options, shape))
-        elif kind == "limit":
-            stages.append({"$limit": _count_stage(options, "limit", 1)})
-        elif kind == "skip":
-            stages.append({"$skip": _count_stage(options, "skip", 0)})
-        else:
-            stages.append(_match(options, shape, now))
+        kind = kinds[0]
+        stages.append(_TRANSLATIONS[STAGES[kind]](stage[kind], shape))
     return stages
 
 
-def plan_stat(body: Any, scope: Scope, max_page_size: int, now: datetime) -> StatPlan:
+def plan_stat(resource: Resource, body: Any, scope: Scope, max_page_size: int, now: datetime) -> StatPlan:
     """A stat request as a scoped aggregation (or distinct), paged like SpaceONE's."""
-    body = check_params(body, LIST_PARAMS)
-    query = query_of(body, STAT_QUERY_KEYS, required=True)
-    aggregate, distinct = query.get("aggregate"), query.get("distinct")
-    if not aggregate and not distinct:
-        raise ERROR_REQUIRED_PARAMETER(key="aggregate")
-    clauses = param_clauses(body) + user_clauses(query, document_ref, now)
-    skip, limit, paged = page_window(query.get("page"), max_page_size)
+    request = parse(request_models(resource).stat, body)
+    query = request.query  # with aggregate stages or a distinct key
+    stored = field_ref(resource)
+    clauses = param_clauses(request, resource.param_filters) + user_clauses(resource, query, stored, now)
+    skip, limit, paged = page_window(query.page, max_page_size)
     match = scoped_filter(scope, clauses)
-    if aggregate:
-        return StatPlan(match, aggregate_stages(aggregate, now), None, skip, limit, paged)
-    return StatPlan(match, [], field_path(distinct, "query.distinct"), skip, limit, paged)
+    if query.aggregate:
+        return StatPlan(match, aggregate_stages(query.aggregate, stored, now), None, skip, limit, paged)
+    return StatPlan(match, [], field_path(resource, query.distinct, "query.distinct"), skip, limit, paged)

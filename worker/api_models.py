@@ -1,0 +1,73 @@
+"""The read API's response bodies as pydantic models, for ``/openapi.json`` only.
+
+Responses are shaped by ``worker.read`` and sent as they are; these models
+describe them (built per ``Resource``, like the request models of
+``worker.query_models``) and are never used to validate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, Field, create_model
+
+from worker.resource import Resource
+
+
+class StatResponse(BaseModel):
+    """Aggregate rows (group keys flattened) or distinct values; total_count when paged."""
+
+    results: list[Any]
+    total_count: Optional[int] = None
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="SpaceONE's error code, such as ERROR_INVALID_PARAMETER")
+    message: str
+
+
+class Error(BaseModel):
+    """Every error, as SpaceONE's REST layer gives it."""
+
+    detail: ErrorDetail
+
+
+@dataclass(frozen=True)
+class ResponseModels:
+    """What one resource's get / list / stat answer."""
+
+    get: type[BaseModel]
+    list: type[BaseModel]
+    stat: type[BaseModel] = StatResponse
+
+
+@cache
+def response_models(resource: Resource) -> ResponseModels:
+    """``{Name}Info`` (one document) and ``{Plural}Info`` (a page of them) for ``resource``."""
+    info = create_model(
+        f"{resource.name}Info",
+        __doc__=f"One {resource.name}; fields with no value are left out, "
+        "timestamps like 2022-07-17T16:00:08.266Z.",
+        **{
+            name: (_returned_type(resource, name, kind), Field(None, json_schema_extra=_absent_when_empty))
+            for name, kind in resource.fields.items()
+        },
+    )
+    infos = create_model(f"{resource.plural}Info", results=(list[info], ...), total_count=(int, ...))
+    return ResponseModels(get=info, list=infos)
+
+
+def _absent_when_empty(schema: dict) -> None:
+    # A field without a value is left out of a response, never null.
+    schema.pop("default", None)
+
+
+def _returned_type(resource: Resource, name: str, kind: Any) -> Any:
+    if name == "status":
+        return Literal[resource.statuses]  # type: ignore[valid-type]
+    if kind is dict:
+        return dict[str, Any]
+    return kind if kind in (str, int, datetime) else Any

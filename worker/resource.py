@@ -1,0 +1,89 @@
+"""What the read side needs to know about one kind of stored document, as a value.
+
+A ``Resource`` names a collection and its public fields; the query
+translation, the request models, the reads, the HTTP routes and the CLI take
+one and know nothing else about the documents they serve. ``JOB_TASK`` is
+the JobTask; a second resource (the Job) is one more ``Resource(...)`` here
+and one call per face (``worker.api.add_read_routes``,
+``worker.cli.add_read_commands``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping
+
+from worker.lifecycle import STATUSES as JOB_TASK_STATUSES
+
+
+@dataclass(frozen=True, eq=False)
+class Resource:
+    """One readable kind of document: its collection, fields and list defaults.
+
+    ``fields`` maps each public field, in response order, to the type it is
+    returned as (``datetime`` fields are stored as dates, compared as dates
+    and returned as ``2022-07-17T16:00:08.266Z``); nothing else ever leaves
+    the store. ``open_fields`` are the objects a dotted path may go into
+    (``options.month``). ``param_filters`` are the request parameters of
+    list and stat that narrow like an ``eq`` filter. Every resource carries
+    ``domain_id``, ``workspace_id`` and ``resource_group``, which the
+    caller's scope filters on.
+    """
+
+    name: str
+    plural: str
+    collection: str
+    id_field: str
+    fields: Mapping[str, Any]
+    minimal_fields: tuple[str, ...]
+    statuses: tuple[str, ...]
+    param_filters: tuple[str, ...]
+    default_sort: tuple[tuple[str, int], ...] = (("created_at", -1),)
+    open_fields: frozenset[str] = field(default_factory=lambda: frozenset({"options"}))
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(self.fields)
+
+    @property
+    def datetime_fields(self) -> frozenset[str]:
+        return frozenset(name for name, kind in self.fields.items() if kind is datetime)
+
+    @property
+    def tiebreaker(self) -> tuple[str, int]:
+        """The last sort key, so equal sort values still page in one stable order."""
+        return (self.id_field, 1)
+
+    @property
+    def get_params(self) -> tuple[str, ...]:
+        """What ``get`` accepts: the id, and a workspace that narrows it like in list."""
+        return (self.id_field, "workspace_id")
+
+
+JOB_TASK = Resource(
+    name="JobTask",
+    plural="JobTasks",
+    collection="job_tasks",
+    id_field="job_task_id",
+    fields={
+        "job_task_id": str,
+        "status": str,
+        "options": dict,
+        "created_count": int,
+        "error_code": str,
+        "error_message": str,
+        "resource_group": str,
+        "job_id": str,
+        "data_source_id": str,
+        "domain_id": str,
+        "workspace_id": str,
+        "created_at": datetime,
+        "started_at": datetime,
+        "updated_at": datetime,
+        "finished_at": datetime,
+    },
+    minimal_fields=("job_task_id", "status", "created_count", "job_id", "data_source_id", "workspace_id"),
+    statuses=JOB_TASK_STATUSES,
+    param_filters=("job_task_id", "status", "workspace_id", "job_id", "data_source_id"),
+)
