@@ -24,7 +24,7 @@ bench: $(STAMP)
 	$(PY) -m tests.bench $(BENCH_ARGS)
 
 schema: $(STAMP)
-	$(PY) -m worker.schema
+	$(PY) -m worker.contract.schema
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

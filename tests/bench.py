@@ -74,7 +74,7 @@ from tests.bench_runs import (
 from tests.bench_soak import run_soak, soak_table
 from tests.bench_streams import Plan
 from tests.bench_watch import ProcessGroup
-from worker.embedded import EmbeddedRedis, EmbeddedStore
+from worker.dev.embedded import EmbeddedRedis, EmbeddedStore
 from worker.settings import Settings
 
 DEFAULTS = Settings.model_fields

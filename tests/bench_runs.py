@@ -29,10 +29,11 @@ from celery import Celery
 from tests.bench_streams import Expected, Message, Plan, split
 from tests.bench_watch import Backlog, ProcessGroup, cpu_shares
 from tests.harness import ROOT, WorkerProcess
-from worker import lifecycle
+from worker.contract import lifecycle
 from worker.client import JobTaskEvents
-from worker.embedded import child_env
-from worker.store import DEAD_LETTERS, EVENTS, JOB_TASKS, connect, ensure_indexes
+from worker.dev.embedded import child_env
+from worker.ingest.store import DEAD_LETTERS, EVENTS, JOB_TASKS, ensure_indexes
+from worker.mongo import connect
 
 NOOP_TASK = "bench.noop"  # the task of tests.bench_noop
 POLL_INTERVAL = 0.02

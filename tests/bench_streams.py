@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import NamedTuple
 
-from worker import lifecycle
+from worker.contract import lifecycle
 
 DOMAIN = "domain-bench"
 FRIENDLY_EVENTS_PER_TASK = 11

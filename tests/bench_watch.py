@@ -16,7 +16,7 @@ class Backlog:
 
     Waiting: the queue's list (and kombu's priority lists, named after it).
     Fetched: any other list naming the queue (the in-flight lists of
-    ``worker.transport``) and kombu's unacknowledged hash.
+    ``worker.ingest.transport``) and kombu's unacknowledged hash.
     """
 
     def __init__(self, client: redis.Redis, queue: str) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import pytest
 
 from tests.harness import Pipeline
-from worker.embedded import EmbeddedRedis, EmbeddedStore
-from worker.store import connect, ensure_indexes
+from worker.dev.embedded import EmbeddedRedis, EmbeddedStore
+from worker.ingest.store import ensure_indexes
+from worker.mongo import connect
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,8 @@ from pathlib import Path
 import redis
 
 from worker.client import JobTaskEvents
-from worker.store import connect, ensure_indexes
+from worker.ingest.store import ensure_indexes
+from worker.mongo import connect
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -136,7 +137,7 @@ class Pipeline:
     def backlog(self) -> int:
         """Messages of our queue still queued or delivered but not acknowledged."""
         queued = sum(self.redis.llen(key) for key in self.redis.scan_iter(match=self.queue + "*"))
-        # Fetched by a worker (worker.transport) but not yet recorded as unacked.
+        # Fetched by a worker (worker.ingest.transport) but not yet recorded as unacked.
         queued += sum(self.redis.llen(key) for key in self.redis.scan_iter(match=f"jobtask:inflight:*:{self.queue}"))
         unacked = 0
         for raw in self.redis.hvals("unacked"):
@@ -165,7 +166,7 @@ class Pipeline:
     # -- reading --------------------------------------------------------------------
 
     def task(self, job_task_id: str) -> dict | None:
-        from worker.store import stored_task  # noqa: PLC0415
+        from worker.ingest.store import stored_task  # noqa: PLC0415
 
         return stored_task(self.db, job_task_id)
 

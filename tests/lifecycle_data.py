@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 from hypothesis import strategies as st
 
-from worker.events import EVENT_TYPES, TASK_PREFIX, Created
+from worker.contract.events import EVENT_TYPES, TASK_PREFIX, Created
 
 BASE = datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)
 KINDS_TERMINAL = ("succeeded", "failed", "canceled", "timed_out")

@@ -17,8 +17,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from tests.harness import Pipeline
-from worker.api import create_app
-from worker.embedded import EmbeddedStore
+from worker.api.server import create_app
+from worker.dev.embedded import EmbeddedStore
 from worker.settings import Settings, load_settings
 
 SEED_DOMAIN = "domain-58010aa2e451"

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.lifecycle_data import deliveries, parsed, task_events
-from worker import lifecycle
-from worker.acceptance import (
+from worker.contract import lifecycle
+from worker.contract.acceptance import (
     Candidate,
     Identity,
     StoredTask,
@@ -17,7 +17,7 @@ from worker.acceptance import (
     duplicate_outcome,
     joined_outcome,
 )
-from worker.events import Created, Progressed, Started, Succeeded
+from worker.contract.events import Created, Progressed, Started, Succeeded
 
 T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
 COMMON = {"domain_id": "domain-a", "job_task_id": "job-task-1"}

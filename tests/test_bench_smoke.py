@@ -17,8 +17,8 @@ from tests import bench, bench_streams
 from tests.bench_runs import Services, measure_update_one, run_noop, run_pipeline, verify
 from tests.bench_soak import quarter_peaks, run_soak, soak_table
 from tests.bench_streams import Expected
-from worker import lifecycle
-from worker.store import DEAD_LETTERS, EVENTS, JOB_TASKS
+from worker.contract import lifecycle
+from worker.ingest.store import DEAD_LETTERS, EVENTS, JOB_TASKS
 
 TERMINAL_KINDS = {"succeeded": lifecycle.SUCCESS, "failed": lifecycle.FAILURE, "canceled": lifecycle.CANCELED}
 

@@ -17,7 +17,7 @@ import pytest
 
 from tests.harness import Pipeline
 from tests.readside import DOMAIN_A, SEED_DOMAIN, SEED_GET, drive, operator_specs, seed_specs
-from worker import cli
+from worker.cli import jobtask as cli
 
 
 @pytest.fixture(scope="module")

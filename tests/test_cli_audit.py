@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from worker import cli
+from worker.cli import jobtask as cli
 
 COMMON = {"domain_id": "domain-a", "job_task_id": "job-task-aud1"}
 

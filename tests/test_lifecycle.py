@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.lifecycle_data import BASE, at, deliveries, expected_task, parsed, task_events
-from worker import lifecycle
-from worker.events import EVENT_TYPES
-from worker.lifecycle import EMPTY, Summary, Terminal, fold, merge
+from worker.contract import lifecycle
+from worker.contract.events import EVENT_TYPES
+from worker.contract.lifecycle import EMPTY, Summary, Terminal, fold, merge
 
 
 @st.composite

@@ -6,10 +6,10 @@ from datetime import datetime, timezone
 
 import bson
 
-from worker.events import Created
-from worker.lifecycle import Summary, Terminal
+from worker.contract.events import Created
+from worker.contract.lifecycle import Summary, Terminal
 from worker.settings import Settings
-from worker.store import MAX_ENTRY_BYTES, LogEntry, LoggedEvent, founding_fields
+from worker.ingest.store import MAX_ENTRY_BYTES, LogEntry, LoggedEvent, founding_fields
 
 MONGODB_DOCUMENT_LIMIT = 16 * 1024 * 1024
 

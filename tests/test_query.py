@@ -1,6 +1,6 @@
 """The pure translation of SpaceONE queries: every filter operator, list option, error code.
 
-No store here: these tests pin what ``worker.query`` builds. Stages of
+No store here: these tests pin what ``worker.read.query`` builds. Stages of
 StatisticsQuery are in tests/test_stat_query.py, hypothesis properties over
 hostile bodies in tests/test_query_properties.py.
 """
@@ -11,8 +11,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from worker.errors import ReadError
-from worker.query import (
+from worker.read.errors import ReadError
+from worker.read.query import (
     Scope,
     page_window,
     plan_get,
@@ -20,10 +20,10 @@ from worker.query import (
     projection_for,
     scoped_filter,
 )
-from worker.query_conditions import build_condition, parse_timediff
-from worker.query_fields import field_ref
-from worker.resource import JOB_TASK
-from worker.stat_query import plan_stat
+from worker.read.conditions import build_condition, parse_timediff
+from worker.read.fields import field_ref
+from worker.read.resource import JOB_TASK
+from worker.read.stat_query import plan_stat
 
 NOW = datetime(2024, 3, 14, 15, 9, 26, tzinfo=timezone.utc)  # a Thursday
 DOMAIN = Scope("domain-1")

@@ -14,14 +14,14 @@ from datetime import datetime, timezone
 import pytest
 
 from tests.readside import ReadClient, api_settings
-from worker import cli
-from worker.api import add_read_routes
-from worker.errors import ReadError
-from worker.query import Scope, plan_get, plan_list
-from worker.query_language import FILTER_OPERATORS, GROUP_OPERATORS, PROJECT_OPERATORS
-from worker.query_models import STAGES, request_models
-from worker.resource import JOB_TASK, Resource
-from worker.stat_query import plan_stat
+from worker.cli import jobtask as cli
+from worker.api.server import add_read_routes
+from worker.read.errors import ReadError
+from worker.read.query import Scope, plan_get, plan_list
+from worker.read.language import FILTER_OPERATORS, GROUP_OPERATORS, PROJECT_OPERATORS
+from worker.read.models import STAGES, request_models
+from worker.read.resource import JOB_TASK, Resource
+from worker.read.stat_query import plan_stat
 
 NOW = datetime(2024, 3, 14, 15, 9, 26, tzinfo=timezone.utc)
 DOMAIN = Scope("domain-1")

@@ -24,10 +24,11 @@ from tests.readside import (
     stat,
     worker_dataset,
 )
-from worker.embedded import free_port
-from worker.query import Scope, plan_list
-from worker.resource import JOB_TASK
-from worker.store import connect, ensure_indexes
+from worker.dev.embedded import free_port
+from worker.read.query import Scope, plan_list
+from worker.read.resource import JOB_TASK
+from worker.ingest.store import ensure_indexes
+from worker.mongo import connect
 
 WS1_VISIBLE = {"job-task-a01", "job-task-a02", "job-task-a03", "job-task-a06", "job-task-a07", "job-task-a08"}
 

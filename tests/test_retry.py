@@ -14,7 +14,7 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
-from worker.retry import (
+from worker.ingest.retry import (
     Backoff,
     StoreUnavailable,
     WriteNotDurable,

@@ -21,9 +21,10 @@ import pytest
 
 from tests.harness import ROOT, wait_for
 from worker.client import JobTaskEvents
-from worker.embedded import free_port
-from worker.run import port_is_free
-from worker.store import connect, stored_task
+from worker.dev.embedded import free_port
+from worker.dev.run import port_is_free
+from worker.ingest.store import stored_task
+from worker.mongo import connect
 
 BANNER_FIELDS = ("broker", "store", "api", "token")
 

@@ -14,8 +14,8 @@ from datetime import datetime
 import pytest
 
 from tests.harness import ROOT
-from worker.events import EVENT_TYPES, InvalidEvent, parse_event
-from worker.schema import write_schemas
+from worker.contract.events import EVENT_TYPES, InvalidEvent, parse_event
+from worker.contract.schema import write_schemas
 
 COMMITTED = ROOT / "docs" / "schemas"
 TYPES = {"string": str, "object": dict, "null": type(None), "array": list}

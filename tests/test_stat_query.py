@@ -9,10 +9,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from worker.errors import ReadError
-from worker.query import Scope
-from worker.resource import JOB_TASK
-from worker.stat_query import plan_stat
+from worker.read.errors import ReadError
+from worker.read.query import Scope
+from worker.read.resource import JOB_TASK
+from worker.read.stat_query import plan_stat
 
 NOW = datetime(2024, 3, 14, 15, 9, 26, tzinfo=timezone.utc)
 DOMAIN = Scope("domain-1")

@@ -22,7 +22,7 @@ import pytest
 from tests.harness import wait_for
 from tests.lifecycle_data import at, expected_task
 from tests.store_proxy import StoreProxy
-from worker import history
+from worker.ingest import history
 
 pytestmark = pytest.mark.slow
 

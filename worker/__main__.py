@@ -1,7 +1,7 @@
-"""``python -m worker run``: what ``make run`` calls; see ``worker.run``."""
+"""``python -m worker run``: what ``make run`` calls; see ``worker.dev.run``."""
 
 import sys
 
-from worker.run import main
+from worker.dev.run import main
 
 sys.exit(main())

@@ -1,10 +1,10 @@
 """The Celery app (found by ``celery -A worker worker``).
 
 Configured for at-least-once delivery of lifecycle events: JSON only, late
-acknowledgement (see ``worker.batching``), requeue when a pool process is
+acknowledgement (see ``worker.ingest.batching``), requeue when a pool process is
 lost, a prefetch of two batches per process, a Redis visibility timeout
 (JOBTASK_VISIBILITY_TIMEOUT) after which a dead worker's messages come back,
-and a Redis transport that fetches atomically (``worker.transport``).
+and a Redis transport that fetches atomically (``worker.ingest.transport``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def create_app(settings: Settings) -> Celery:
         task_default_queue=settings.queue,
         task_routes={"job_task.*": {"queue": settings.queue}},
         worker_prefetch_multiplier=2 * settings.batch_size,
-        broker_transport="worker.transport:Transport",
+        broker_transport="worker.ingest.transport:Transport",
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout,
             # Sweep for a dead worker's unacknowledged messages a few times per
@@ -57,8 +57,9 @@ app = create_app(get_settings())
 @signals.worker_init.connect
 def _prepare_store(**_kwargs) -> None:
     """Check the store is reachable and create indexes before consuming."""
-    from worker.retry import Backoff, retry_transient  # noqa: PLC0415
-    from worker.store import connect, ensure_indexes  # noqa: PLC0415
+    from worker.ingest.retry import Backoff, retry_transient  # noqa: PLC0415
+    from worker.ingest.store import ensure_indexes  # noqa: PLC0415
+    from worker.mongo import connect  # noqa: PLC0415
 
     settings = get_settings()
     if not settings.mongo_url:
@@ -75,9 +76,9 @@ def _dead_letter_unknown(message=None, name=None, id=None, **_kwargs) -> None:
     """A message for a task we don't have: keep it where an operator looks."""
     from datetime import datetime, timezone  # noqa: PLC0415
 
-    from worker.consume import process_database  # noqa: PLC0415
-    from worker.history import Delivery, dead_letter_record, write_dead_letters  # noqa: PLC0415
-    from worker.lifecycle import REJECTED, Outcome  # noqa: PLC0415
+    from worker.ingest.consume import process_database  # noqa: PLC0415
+    from worker.ingest.history import Delivery, dead_letter_record, write_dead_letters  # noqa: PLC0415
+    from worker.contract.lifecycle import REJECTED, Outcome  # noqa: PLC0415
 
     try:
         body = message.body if message is not None else b""

@@ -23,7 +23,7 @@ from typing import Any
 
 from celery import Celery
 
-from worker.events import TASK_PREFIX, InvalidEvent, parse_event
+from worker.contract.events import TASK_PREFIX, InvalidEvent, parse_event
 
 
 class InvalidEventError(ValueError):

@@ -32,8 +32,9 @@ from datetime import datetime
 
 from pymongo.database import Database
 
-from worker import history, lifecycle, store
-from worker.acceptance import (
+from worker.contract import lifecycle
+from worker.ingest import history, store
+from worker.contract.acceptance import (
     Candidate,
     Identity,
     StoredTask,
@@ -41,11 +42,11 @@ from worker.acceptance import (
     duplicate_outcome,
     joined_outcome,
 )
-from worker.events import Created, Event, InvalidEvent, event_fingerprint, parse_event, to_millis
-from worker.history import Delivery
-from worker.lifecycle import Outcome
-from worker.retry import BatchNotSettled
-from worker.store import LogEntry, LoggedEvent, TaskRow
+from worker.contract.events import Created, Event, InvalidEvent, event_fingerprint, parse_event, to_millis
+from worker.ingest.history import Delivery
+from worker.contract.lifecycle import Outcome
+from worker.ingest.retry import BatchNotSettled
+from worker.ingest.store import LogEntry, LoggedEvent, TaskRow
 
 MAX_ROUNDS = 8
 PARKED = Outcome(lifecycle.PARKED, "waiting for the job task's created event")

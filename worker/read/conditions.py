@@ -1,8 +1,8 @@
 """One SpaceONE filter condition ``{k, v, o}`` → one MongoDB clause; no I/O.
 
-Shared by list filters (``worker.query``) and aggregate ``match`` stages
-(``worker.stat_query``), which resolve keys differently, so the key resolver
-is passed in. The operators are ``worker.query_language.FILTER_OPERATORS``;
+Shared by list filters (``worker.read.query``) and aggregate ``match`` stages
+(``worker.read.stat_query``), which resolve keys differently, so the key resolver
+is passed in. The operators are ``worker.read.language.FILTER_OPERATORS``;
 their value rules follow SpaceONE core: list operators need a list, the
 others refuse one; ``contain*`` and ``regex*`` are case-insensitive;
 datetime fields compare as datetimes.
@@ -14,7 +14,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from worker.errors import (
+from worker.read.errors import (
     ERROR_DB_QUERY,
     ERROR_INVALID_PARAMETER_TYPE,
     ERROR_OPERATOR_BOOLEAN_TYPE,
@@ -22,8 +22,8 @@ from worker.errors import (
     ERROR_OPERATOR_LIST_VALUE_TYPE,
     ERROR_OPERATOR_VALUE_TYPE,
 )
-from worker.query_fields import KeyResolver
-from worker.query_language import FILTER_OPERATORS
+from worker.read.fields import KeyResolver
+from worker.read.language import FILTER_OPERATORS
 
 # --- values -----------------------------------------------------------------------------
 

@@ -10,8 +10,8 @@ caller's domain and workspaces (``JOBTASK_API_TOKENS``).
 Errors leave as SpaceONE's REST layer gives them,
 ``{"detail": {"code": "ERROR_...", "message": "..."}}``, with the status of the
 error kind. Bodies are parsed here and validated by the read functions
-against the request models of ``worker.query_models``; ``/openapi.json`` is
-generated from those and the response models of ``worker.api_models``. A
+against the request models of ``worker.read.models``; ``/openapi.json`` is
+generated from those and the response models of ``worker.api.models``. A
 malformed body is a coded 400, never FastAPI's 422; anything unexpected is
 logged with a reference and answered with a coded 500, never a stack trace.
 """
@@ -38,7 +38,7 @@ from pydantic.json_schema import models_json_schema
 from pymongo.database import Database
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from worker.errors import (
+from worker.read.errors import (
     ERROR_AUTHENTICATE_FAILURE,
     ERROR_DB_UNAVAILABLE,
     ERROR_INVALID_PARAMETER,
@@ -47,12 +47,12 @@ from worker.errors import (
     ERROR_UNSUPPORTED_API,
     ReadError,
 )
-from worker.api_models import Error, response_models
-from worker.query_models import request_models
-from worker.read import Scope, get_item, list_items, stat_items
-from worker.resource import JOB_TASK, Resource
+from worker.api.models import Error, response_models
+from worker.read.models import request_models
+from worker.read.reads import Scope, get_item, list_items, stat_items
+from worker.read.resource import JOB_TASK, Resource
 from worker.settings import Settings, get_settings
-from worker.store import connect
+from worker.mongo import connect
 
 LOGGER = logging.getLogger("jobtask.api")
 JOB_TASK_PREFIX = "/cost-analysis/v1/job-task"

@@ -28,10 +28,11 @@ from pathlib import Path
 
 from pymongo.errors import PyMongoError
 
-from worker.embedded import EmbeddedRedis, EmbeddedStore, child_env, free_port
-from worker.retry import Backoff, StoreUnavailable, retry_transient
+from worker.dev.embedded import EmbeddedRedis, EmbeddedStore, child_env, free_port
+from worker.ingest.retry import Backoff, StoreUnavailable, retry_transient
 from worker.settings import Settings, load_settings
-from worker.store import connect, ensure_indexes
+from worker.ingest.store import ensure_indexes
+from worker.mongo import connect
 
 DEFAULT_PORTS = {"redis": 6390, "store": 27090}
 DEV_DOMAIN = "domain-dev"

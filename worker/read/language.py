@@ -1,9 +1,9 @@
 """SpaceONE's query language as data: every operator a request may name, once.
 
-The request models (``worker.query_models``) turn these tables into the
-enums of ``/openapi.json``; the translation (``worker.query_conditions``,
-``worker.stat_query``) turns the same tables into MongoDB. Stage names live
-with the stage models in ``worker.query_models.STAGES``.
+The request models (``worker.read.models``) turn these tables into the
+enums of ``/openapi.json``; the translation (``worker.read.conditions``,
+``worker.read.stat_query``) turns the same tables into MongoDB. Stage names live
+with the stage models in ``worker.read.models.STAGES``.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ import argparse
 import json
 from datetime import datetime, timezone
 
-from worker.cli_output import connect_store, print_json, print_table
-from worker.store import DEAD_LETTERS, EVENTS
+from worker.cli.output import connect_store, print_json, print_table
+from worker.ingest.store import DEAD_LETTERS, EVENTS
 from worker.settings import load_settings
 
 HISTORY_COLUMNS = ("received_at", "kind", "event_id", "occurred_at", "outcome", "reason")

@@ -1,10 +1,10 @@
 """Reading a resource: ``get``, ``list`` and ``stat`` over the store, for every face.
 
 The HTTP API, the CLI and the tests call these three plain functions with
-the ``Resource`` to read (``worker.resource.JOB_TASK``), a pymongo
+the ``Resource`` to read (``worker.read.resource.JOB_TASK``), a pymongo
 ``Database``, the caller's ``Scope`` and the request body as a dict; they
 return the response body as a dict. Translation and validation happen in
-``worker.query`` / ``worker.stat_query``; this module runs the plan with the
+``worker.read.query`` / ``worker.read.stat_query``; this module runs the plan with the
 server-side time limit (``query_time_limit_ms``) and the page cap
 (``max_page_size``) and shapes the documents like the seed: the resource's
 fields in its order, timestamps as ``2022-07-17T16:00:08.266Z``, absent
@@ -24,16 +24,16 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, OperationFailure, PyMongoError
 
-from worker.errors import (
+from worker.read.errors import (
     ERROR_DB_QUERY,
     ERROR_DB_UNAVAILABLE,
     ERROR_NOT_FOUND,
     ERROR_QUERY_TIMEOUT,
 )
-from worker.query import Scope, plan_get, plan_list, projection_for
-from worker.resource import Resource
+from worker.read.query import Scope, plan_get, plan_list, projection_for
+from worker.read.resource import Resource
 from worker.settings import Settings
-from worker.stat_query import StatPlan, plan_stat
+from worker.read.stat_query import StatPlan, plan_stat
 
 __all__ = ["Scope", "get_item", "list_items", "stat_items"]
 

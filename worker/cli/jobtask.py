@@ -6,15 +6,15 @@
     jobtask stat --domain DOMAIN --query JSON [--json]
 
 It connects with ``JOBTASK_MONGO_URL`` / ``JOBTASK_MONGO_DB`` and runs the
-same ``worker.read`` functions as the HTTP API, scoped to ``--domain``, so a
+same ``worker.read.reads`` functions as the HTTP API, scoped to ``--domain``, so a
 query behaves and fails the same way on both faces. Output is a table by
 default and the API's JSON body with ``--json``. Exit status: 0 done, 1 a
 coded error (printed as ``ERROR_...: message``), 2 bad usage.
 
 The commands are built from a ``Resource`` (``add_read_commands``), so
 another resource's are one call. ``jobtask history`` and ``jobtask
-dead-letters`` (worker.cli_audit) show what the worker did with each
-delivery; both modules print through worker.cli_output. A subcommand sets
+dead-letters`` (worker.cli.audit) show what the worker did with each
+delivery; both modules print through worker.cli.output. A subcommand sets
 ``func`` (``args -> exit status``) with ``set_defaults``.
 """
 
@@ -26,11 +26,11 @@ import sys
 from functools import partial
 from typing import Any, Callable, Sequence
 
-from worker.cli_audit import add_audit_commands
-from worker.cli_output import cell, connect_store, print_json, print_table
-from worker.errors import ERROR_DB_UNAVAILABLE, ERROR_INVALID_PARAMETER, ReadError
-from worker.read import Scope, get_item, list_items, stat_items
-from worker.resource import JOB_TASK, Resource
+from worker.cli.audit import add_audit_commands
+from worker.cli.output import cell, connect_store, print_json, print_table
+from worker.read.errors import ERROR_DB_UNAVAILABLE, ERROR_INVALID_PARAMETER, ReadError
+from worker.read.reads import Scope, get_item, list_items, stat_items
+from worker.read.resource import JOB_TASK, Resource
 from worker.settings import load_settings
 
 

@@ -43,7 +43,7 @@ ACK = "ack"
 REQUEUE = "requeue"
 # Where a pool process runs a batch: a module-level function, so that it is
 # pickled by reference.
-RUN_BATCH = "worker.consume:run_batch"
+RUN_BATCH = "worker.ingest.consume:run_batch"
 
 
 @dataclass
@@ -158,7 +158,7 @@ class EventTask(Task):
     """Base of the event tasks: the worker executes them in batches (above)."""
 
     abstract = True
-    Strategy = "worker.batching:batch_strategy"
+    Strategy = "worker.ingest.batching:batch_strategy"
     acks_late = True
     reject_on_worker_lost = True
     ignore_result = True
@@ -171,7 +171,7 @@ class EventTask(Task):
         ``task.apply``), e.g. from a maintenance script; returns ``ack`` or
         ``requeue``.
         """
-        from worker.consume import run_batch  # noqa: PLC0415 - pool-side module
+        from worker.ingest.consume import run_batch  # noqa: PLC0415 - pool-side module
 
         delivery = (self.request.id or "local", self.name, [], event, datetime.now(timezone.utc), None)
         return run_batch([delivery])[0]

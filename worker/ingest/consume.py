@@ -1,7 +1,7 @@
 """The pool-process side of a batch: settle it in the store, say what to ack.
 
-``run_batch`` is what ``worker.batching`` sends to a pool process. It
-retries the batch through store outages (``worker.retry``) and answers, per
+``run_batch`` is what ``worker.ingest.batching`` sends to a pool process. It
+retries the batch through store outages (``worker.ingest.retry``) and answers, per
 message, ``ack`` once the message's outcome is stored or ``requeue`` when it
 could not be, so that the broker redelivers it.
 
@@ -23,12 +23,13 @@ from datetime import datetime
 
 from pymongo.database import Database
 
-from worker import history, lifecycle
-from worker.history import Delivery
-from worker.processor import BatchResult, process_batch
-from worker.retry import Backoff, StoreUnavailable, is_transient, retry_transient
+from worker.contract import lifecycle
+from worker.ingest import history
+from worker.ingest.history import Delivery
+from worker.ingest.processor import BatchResult, process_batch
+from worker.ingest.retry import Backoff, StoreUnavailable, is_transient, retry_transient
 from worker.settings import Settings, get_settings
-from worker.store import connect
+from worker.mongo import connect
 
 logger = logging.getLogger(__name__)
 

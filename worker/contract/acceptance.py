@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from worker.events import Created, Event, identity_fingerprint
-from worker.lifecycle import (
+from worker.contract.events import Created, Event, identity_fingerprint
+from worker.contract.lifecycle import (
     APPLIED,
     CONFLICT,
     DUPLICATE,

@@ -20,7 +20,7 @@ The rules make that true by reducing every event to a ``Summary`` whose
 
 Which events are accepted (the same event_id twice, a second created with
 other identity fields, another domain's event) is decided by ``fold`` here,
-the reference model, and by ``worker.acceptance`` with the store's event log
+the reference model, and by ``worker.contract.acceptance`` with the store's event log
 in the worker; the property tests hold the two to the same answers.
 """
 
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable
 
-from worker.events import (
+from worker.contract.events import (
     Canceled,
     Created,
     Event,

@@ -1,6 +1,6 @@
 """JSON Schemas of event contract v1, generated from the pydantic models.
 
-``python -m worker.schema [DIR]`` writes one schema per event to
+``python -m worker.contract.schema [DIR]`` writes one schema per event to
 ``DIR/<task name>.json`` (default ``docs/schemas``), titled with the task name,
 refusing unknown kwargs (``additionalProperties: false``) and carrying an
 example. The output is deterministic, so the committed files can be checked
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from worker.events import EVENT_TYPES, MAX_OPTIONS_BYTES, MAX_OPTIONS_DEPTH
+from worker.contract.events import EVENT_TYPES, MAX_OPTIONS_BYTES, MAX_OPTIONS_DEPTH
 
 DEFAULT_DIR = Path("docs/schemas")
 DIALECT = "https://json-schema.org/draft/2020-12/schema"

@@ -21,11 +21,11 @@ from pymongo import UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
-from worker import lifecycle
-from worker.events import EVENT_TYPES, TASK_PREFIX, Event
-from worker.lifecycle import Outcome
-from worker.retry import check_bulk_errors
-from worker.store import DEAD_LETTERS, DUPLICATE_KEY, EVENTS
+from worker.contract import lifecycle
+from worker.contract.events import EVENT_TYPES, TASK_PREFIX, Event
+from worker.contract.lifecycle import Outcome
+from worker.ingest.retry import check_bulk_errors
+from worker.ingest.store import DEAD_LETTERS, DUPLICATE_KEY, EVENTS
 
 logger = logging.getLogger(__name__)
 

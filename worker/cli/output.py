@@ -12,7 +12,7 @@ from worker.settings import Settings
 
 def connect_store(settings: Settings) -> Database:
     """The store of ``JOBTASK_MONGO_URL``; the caller checks that it is set and closes the client."""
-    from worker.store import connect  # noqa: PLC0415 - only commands that read need the driver
+    from worker.mongo import connect  # noqa: PLC0415 - only commands that read need the driver
 
     return connect(settings.mongo_url, settings.mongo_db, timeout_ms=settings.store_timeout_ms,
                    app="jobtask-cli")

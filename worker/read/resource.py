@@ -4,8 +4,8 @@ A ``Resource`` names a collection and its public fields; the query
 translation, the request models, the reads, the HTTP routes and the CLI take
 one and know nothing else about the documents they serve. ``JOB_TASK`` is
 the JobTask; a second resource (the Job) is one more ``Resource(...)`` here
-and one call per face (``worker.api.add_read_routes``,
-``worker.cli.add_read_commands``).
+and one call per face (``worker.api.server.add_read_routes``,
+``worker.cli.jobtask.add_read_commands``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
-from worker.lifecycle import STATUSES as JOB_TASK_STATUSES
+from worker.contract.lifecycle import STATUSES as JOB_TASK_STATUSES
 
 
 @dataclass(frozen=True, eq=False)

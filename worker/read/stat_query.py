@@ -1,7 +1,7 @@
 """SpaceONE ``StatisticsQuery`` → MongoDB aggregation or distinct plan for one resource; no I/O.
 
 ``aggregate`` is a list of stages (their names and options are
-``worker.query_models.STAGES``) translated one by one, as SpaceONE core
+``worker.read.models.STAGES``) translated one by one, as SpaceONE core
 does. Keys are checked against what exists at that point of the pipeline:
 the resource's fields (and ``options.*``) before the first
 group/project/count, the names those stages produced after it; group keys
@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from worker.errors import (
+from worker.read.errors import (
     ERROR_DB_QUERY,
     ERROR_INVALID_PARAMETER,
     ERROR_INVALID_PARAMETER_TYPE,
     ERROR_REQUIRED_PARAMETER,
 )
-from worker.query import (
+from worker.read.query import (
     Scope,
     list_param,
     page_window,
@@ -32,9 +32,9 @@ from worker.query import (
     sort_spec,
     user_clauses,
 )
-from worker.query_conditions import build_condition, parse_iso8601
-from worker.query_fields import KeyResolver, field_path, field_ref
-from worker.query_language import (
+from worker.read.conditions import build_condition, parse_iso8601
+from worker.read.fields import KeyResolver, field_path, field_ref
+from worker.read.language import (
     CALCULATIONS,
     CONDITIONAL_GROUP_OPERATORS,
     DATE_PARTS,
@@ -44,7 +44,7 @@ from worker.query_language import (
     NAME,
     PROJECT_OPERATORS,
 )
-from worker.query_models import (
+from worker.read.models import (
     STAGES,
     Count,
     Group,
@@ -56,8 +56,8 @@ from worker.query_models import (
     Unwind,
     request_models,
 )
-from worker.query_parse import parse
-from worker.resource import Resource
+from worker.read.parse import parse
+from worker.read.resource import Resource
 
 
 @dataclass(frozen=True)

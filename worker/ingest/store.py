@@ -30,10 +30,10 @@ from pymongo import InsertOne, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
-from worker.acceptance import Identity, StoredTask
-from worker.events import Created, identity_fields
-from worker.lifecycle import EMPTY, Summary, Terminal, derived, merge
-from worker.retry import check_bulk_errors
+from worker.contract.acceptance import Identity, StoredTask
+from worker.contract.events import Created, identity_fields
+from worker.contract.lifecycle import EMPTY, Summary, Terminal, derived, merge
+from worker.ingest.retry import check_bulk_errors
 
 JOB_TASKS = "job_tasks"
 LOG = "job_task_log"
@@ -51,18 +51,6 @@ MAX_ENTRY_BYTES = 10_000 * MAX_LOGGED_EVENT_BYTES + 64 * 1024
 LOGGED_EVENT_INDEX = "logged_event_unique"
 # A log entry's number, zero-padded so that entries sort by number as text.
 VERSION_DIGITS = 10
-
-
-def connect(mongo_url: str, database: str, timeout_ms: int = 5_000, app: str = "jobtask") -> Database:
-    client = pymongo.MongoClient(
-        mongo_url,
-        appname=app,
-        tz_aware=True,
-        serverSelectionTimeoutMS=timeout_ms,
-        connectTimeoutMS=timeout_ms,
-        socketTimeoutMS=max(timeout_ms * 6, 30_000),
-    )
-    return client[database]
 
 
 def ensure_indexes(db: Database) -> None:

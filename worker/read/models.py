@@ -2,16 +2,16 @@
 
 SpaceONE's ``Query`` and ``StatisticsQuery`` and the request parameters
 around them are built per ``Resource`` by ``request_models``;
-``/openapi.json`` is generated from these models, and ``worker.query_parse``
+``/openapi.json`` is generated from these models, and ``worker.read.parse``
 validates every body against them, for HTTP, the CLI and the tests alike.
 
 The models check the shape: which parameters and query keys exist, their
 types, the status choice, what is required. What needs the meaning of a
-query is checked by the translation (``worker.query``, ``worker.stat_query``)
+query is checked by the translation (``worker.read.query``, ``worker.read.stat_query``)
 with SpaceONE's codes: each filter condition, sort key, page window and
 aggregate stage, against the fields that exist at that point. Those parts
 are typed ``SkipValidation`` here: described exactly, validated once, there.
-Both read the same tables (``worker.query_language`` and ``STAGES`` below),
+Both read the same tables (``worker.read.language`` and ``STAGES`` below),
 so the description cannot drift from what is accepted.
 """
 
@@ -35,7 +35,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from worker.query_language import (
+from worker.read.language import (
     CALCULATIONS,
     CONDITIONAL_GROUP_OPERATORS,
     DATE_PARTS,
@@ -46,7 +46,7 @@ from worker.query_language import (
     NAME,
     PROJECT_OPERATORS,
 )
-from worker.resource import Resource
+from worker.read.resource import Resource
 
 # --- value types ------------------------------------------------------------------------------
 

@@ -3,11 +3,11 @@
 The read API speaks SpaceONE core's query language (``filter``/``filter_or``
 of ``{k, v, o}``, ``sort``, ``page``, ``only``, ``minimal``, ``count_only``,
 ``keyword``). This module turns a request body into a plan that
-``worker.read`` runs, for the ``Resource`` it is given. The body's shape is
-checked against its model (``worker.query_models`` through
-``worker.query_parse``); keys are checked by ``worker.query_fields``,
-conditions built by ``worker.query_conditions``; ``StatisticsQuery`` lives in
-``worker.stat_query``. The caller's scope is put at the top of every filter
+``worker.read.reads`` runs, for the ``Resource`` it is given. The body's shape is
+checked against its model (``worker.read.models`` through
+``worker.read.parse``); keys are checked by ``worker.read.fields``,
+conditions built by ``worker.read.conditions``; ``StatisticsQuery`` lives in
+``worker.read.stat_query``. The caller's scope is put at the top of every filter
 and user clauses can never replace it.
 """
 
@@ -18,17 +18,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from worker.errors import (
+from worker.read.errors import (
     ERROR_INVALID_PARAMETER,
     ERROR_INVALID_PARAMETER_TYPE,
     ERROR_REQUIRED_PARAMETER,
 )
-from worker.query_conditions import build_condition
-from worker.query_fields import KeyResolver, field_path, field_ref
-from worker.query_language import INT32
-from worker.query_models import request_models
-from worker.query_parse import parse
-from worker.resource import Resource
+from worker.read.conditions import build_condition
+from worker.read.fields import KeyResolver, field_path, field_ref
+from worker.read.language import INT32
+from worker.read.models import request_models
+from worker.read.parse import parse
+from worker.read.resource import Resource
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""A request body against its model (``worker.query_models``): the model, or SpaceONE's coded 400.
+"""A request body against its model (``worker.read.models``): the model, or SpaceONE's coded 400.
 
 Pydantic's own errors never leave: each becomes the SpaceONE error a
 SpaceONE user expects for it (a missing parameter ``ERROR_REQUIRED_PARAMETER``,
@@ -13,14 +13,14 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
-from worker.errors import (
+from worker.read.errors import (
     ERROR_INVALID_PARAMETER,
     ERROR_INVALID_PARAMETER_TYPE,
     ERROR_REQUIRED_PARAMETER,
     ReadError,
 )
-from worker.query_fields import check_body
-from worker.query_models import IGNORED_PARAMS
+from worker.read.fields import check_body
+from worker.read.models import IGNORED_PARAMS
 
 _TYPE_NAMES = {
     "string_type": "str",
@@ -36,7 +36,7 @@ _TYPE_NAMES = {
 def parse(model: type[BaseModel], body: Any) -> Any:
     """``body`` as an instance of ``model``, or the SpaceONE coded error of its first fault.
 
-    The guard of ``worker.query_fields`` runs first (no ``$`` keys, nothing
+    The guard of ``worker.read.fields`` runs first (no ``$`` keys, nothing
     BSON cannot carry).
     """
     body = check_body(body)

@@ -1,8 +1,8 @@
 """The read API's response bodies as pydantic models, for ``/openapi.json`` only.
 
-Responses are shaped by ``worker.read`` and sent as they are; these models
+Responses are shaped by ``worker.read.reads`` and sent as they are; these models
 describe them (built per ``Resource``, like the request models of
-``worker.query_models``) and are never used to validate.
+``worker.read.models``) and are never used to validate.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, Field, create_model
 
-from worker.resource import Resource
+from worker.read.resource import Resource
 
 
 class StatResponse(BaseModel):

@@ -5,7 +5,7 @@ only. ``parse_event`` turns one message's kwargs into a typed event or an
 ``InvalidEvent`` whose reason names the offending field, so that a bad message
 is dead-lettered with an answer a producer can act on instead of crashing the
 worker. The models here are also the source of the JSON Schemas in
-``docs/schemas`` (``python -m worker.schema``).
+``docs/schemas`` (``python -m worker.contract.schema``).
 """
 
 from __future__ import annotations

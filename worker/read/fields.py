@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from worker.errors import ERROR_INVALID_PARAMETER, ERROR_INVALID_PARAMETER_TYPE
-from worker.resource import Resource
+from worker.read.errors import ERROR_INVALID_PARAMETER, ERROR_INVALID_PARAMETER_TYPE
+from worker.read.resource import Resource
 
 INT64 = (-(2**63), 2**63 - 1)
 MAX_DEPTH = 32

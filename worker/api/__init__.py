@@ -1,0 +1,10 @@
+"""The HTTP face: the read API (``uvicorn worker.api:app``).
+
+``server`` builds the FastAPI app and its routes; ``models`` describes the
+responses for ``/openapi.json``. May import: ``worker.read``,
+``worker.contract``, ``worker.settings``.
+"""
+
+from worker.api.server import app, create_app
+
+__all__ = ["app", "create_app"]

@@ -1,0 +1,9 @@
+"""The write path: from a message on the broker to a JobTask in the store.
+
+In the worker's main process, ``transport`` fetches messages, ``intake``
+decodes them and ``batching`` groups them into batches; in a pool process,
+``consume`` settles a batch through store outages (``retry``) and
+``processor`` applies it: ``store`` keeps each task's event log and the
+document folded from it, ``history`` every delivery and the dead letters.
+May import: ``worker.contract``, ``worker.settings``.
+"""
