@@ -48,6 +48,7 @@ from worker.errors import (
     ReadError,
 )
 from worker.api_models import Error, response_models
+from worker.console import add_console_routes
 from worker.query_models import request_models
 from worker.read import Scope, get_item, list_items, stat_items
 from worker.resource import JOB_TASK, Resource
@@ -157,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.documented_models = [Error]
     _install_error_handlers(app)
     add_read_routes(app, JOB_TASK, JOB_TASK_PREFIX)
+    add_console_routes(app)
 
     @app.get("/healthz", summary="Store and broker reachable")
     async def healthz() -> JSONResponse:
