@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.browser import (  # noqa: F401 - fixtures
+    CONSOLE_TOKENS,
     LIVE_DOMAIN,
     NARROW,
     browser,
@@ -25,11 +26,13 @@ from tests.browser import (  # noqa: F401 - fixtures
     console_api,
     older_console_api,
     open_console,
+    serving,
 )
 from tests.harness import wait_for
 from tests.readside import SEED_GET, SEED_SECOND, api_settings, text, worker_dataset
 from worker.api import create_app
 from worker.console import console_files
+from worker.embedded import free_port
 
 SEED_IDS = {SEED_GET["job_task_id"], SEED_SECOND["job_task_id"]}
 needs_browser = pytest.mark.skipif(browser_missing() is not None, reason=browser_missing() or "")
@@ -117,6 +120,31 @@ def test_a_stored_token_that_is_refused_returns_to_the_prompt_saying_why(console
     message.wait_for()
     assert "refused" in message.inner_text()
     assert console.page.evaluate("() => sessionStorage.getItem('jobtask.console.token')") is None
+
+
+@needs_browser
+def test_a_token_that_may_read_nothing_is_told_so(console):
+    console.open().sign_in("token-nothing")
+    message = console.page.get_by_test_id("sign-in-message")
+    expect(message).to_contain_text("permission denied")
+    expect(message).to_contain_text("ERROR_PERMISSION_DENIED")
+
+
+@needs_browser
+def test_an_unreachable_store_is_said_in_words_never_a_blank_table(browser, broker_url):
+    dead_store = f"mongodb://127.0.0.1:{free_port()}/"
+    settings = api_settings(dead_store, "unused", broker_url, api_tokens=CONSOLE_TOKENS, store_timeout_ms=300)
+    with serving(create_app(settings)) as server:
+        context, console = open_console(browser, server)
+        try:
+            console.open("#/tasks").sign_in("token-seed")
+            # At the prompt (the token is checked with a read) or in the view, once scopes need no store.
+            said = console.page.locator(
+                "[data-testid=sign-in-message]:not([hidden]), #view-tasks [data-testid=view-error]:not([hidden])")
+            expect(said).to_contain_text("the store cannot be reached", timeout=30_000)
+            expect(said).to_contain_text("ERROR_DB_UNAVAILABLE")
+        finally:
+            context.close()
 
 
 @needs_browser

@@ -421,6 +421,13 @@ function pager(container, onChange) {
   };
 }
 
+/** A page past the end (rows went away, or an old link): go to the last page instead. */
+function beyondLastPage(answer, page, limit) {
+  if (answer.results.length || page <= 1 || !answer.total_count) return false;
+  setParams({ page: String(Math.ceil(answer.total_count / limit)) });
+  return true;
+}
+
 /** The page and page size in a route's params, made sane. */
 function paging(params) {
   const limit = PAGE_SIZES.includes(Number(params.limit)) ? Number(params.limit) : PAGE_SIZES[0];
@@ -530,6 +537,7 @@ const jobsView = {
     try {
       const answer = await post("job/list", body);
       if (generation !== this.generation) return; // a newer load answered first
+      if (beyondLastPage(answer, page, limit)) return;
       showMessage($("#jobs-error"), "");
       $("[data-pager=jobs]").hidden = false;
       if (answer.results.length) this.table.show(answer.results);
@@ -633,6 +641,7 @@ const tasksView = {
     try {
       const answer = await post("job-task/list", body);
       if (generation !== this.generation) return;
+      if (beyondLastPage(answer, page, limit)) return;
       showMessage($("#tasks-error"), "");
       if (answer.results.length) this.table.show(answer.results, { stale: (task) => !this.matches(task) });
       else this.table.message(params.status || params.keyword || params.data_source_id
