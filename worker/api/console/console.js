@@ -362,7 +362,6 @@ function keyedTable(table, columns, idKey, rowTestId, hrefOf) {
   }
 
   return {
-    body,
     /** Shows `items` in order, reusing the rows already there. */
     show(items, { stale = () => false } = {}) {
       const order = [];
@@ -381,7 +380,6 @@ function keyedTable(table, columns, idKey, rowTestId, hrefOf) {
       order.forEach((tr, index) => { if (body.children[index] !== tr) body.insertBefore(tr, body.children[index] || null); });
     },
     patch,
-    has: (id) => rows.has(id),
     items: () => [...rows.values()].map((entry) => entry.item),
     markStale(id, isStale) { rows.get(id)?.tr.classList.toggle("stale", isStale); },
     /** One full-width row saying why there are no rows (loading, empty, an error). */
