@@ -969,7 +969,14 @@ const live = {
       return;
     }
     if (status === 401) {
-      signOut("Your token was refused: it is unknown or has expired. Sign in again.");
+      // Refused as a header: the token is gone, unless the stream takes it only in its URL.
+      try {
+        await fetchScope(session.token);
+      } catch (error) {
+        if (epoch === this.epoch && error.status === 401) signOut(explain(error, "The live stream"));
+        if (error.status === 401) return;
+      }
+      if (epoch === this.epoch && session.token) this.open();
       return;
     }
     this.down = true;
@@ -1036,6 +1043,7 @@ const live = {
         // The browser gave up (an HTTP error, not a dropped connection): find out why.
         source.close();
         this.source = null;
+        this.startPolling();
         this.retryTimer = setTimeout(() => this.connect(), this.backoff());
       }
     };
