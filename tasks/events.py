@@ -1,4 +1,4 @@
-"""One Celery task per lifecycle event (contract v1, docs/EVENTS.md).
+"""One Celery task per lifecycle event of a JobTask or a Job (contract v1, docs/EVENTS.md).
 
 The worker never runs these bodies one message at a time: ``EventTask``'s
 strategy buffers the messages and applies them in batches (worker.ingest.batching),
@@ -49,4 +49,22 @@ def canceled(self, **event):
 @app.task(name="job_task.timed_out", base=EventTask, bind=True)
 def timed_out(self, **event):
     """A scheduler's watchdog gave up on the task: TIMEOUT."""
+    return self.apply_one(event)
+
+
+@app.task(name="job.created", base=EventTask, bind=True)
+def job_created(self, **event):
+    """A scheduler declared a job and how many tasks it will have."""
+    return self.apply_one(event)
+
+
+@app.task(name="job.canceled", base=EventTask, bind=True)
+def job_canceled(self, **event):
+    """An operator canceled a job: each of its tasks with it."""
+    return self.apply_one(event)
+
+
+@app.task(name="job.timed_out", base=EventTask, bind=True)
+def job_timed_out(self, **event):
+    """The job outlived its deadline: each of its unfinished tasks times out with it."""
     return self.apply_one(event)

@@ -126,4 +126,7 @@ def expected_task(events: list[tuple[str, dict]]) -> dict | None:
         if deciding[2].endswith("failed"):
             task["error_code"] = deciding[3]["error_code"]
             task["error_message"] = deciding[3]["error_message"]
+        if deciding[2].endswith("timed_out"):
+            task["error_code"] = "ERROR_JOB_TASK_TIMEOUT"
+            task["error_message"] = deciding[3].get("reason", "the job task timed out")
     return task

@@ -32,7 +32,7 @@ def create_app(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_default_queue=settings.queue,
-        task_routes={"job_task.*": {"queue": settings.queue}},
+        task_routes={"job_task.*": {"queue": settings.queue}, "job.*": {"queue": settings.queue}},
         worker_prefetch_multiplier=2 * settings.batch_size,
         broker_transport="worker.ingest.transport:Transport",
         broker_transport_options={

@@ -23,7 +23,7 @@ from typing import Any
 
 from celery import Celery
 
-from worker.contract.events import TASK_PREFIX, InvalidEvent, parse_event
+from worker.contract.events import JOB_PREFIX, TASK_PREFIX, InvalidEvent, parse_event
 
 
 class InvalidEventError(ValueError):
@@ -47,14 +47,15 @@ class JobTaskEvents:
         self.app.conf.update(task_serializer="json", accept_content=["json"])
 
     def send(self, kind: str, **fields: Any) -> str:
-        """Validate and send one event of ``kind``; returns its event_id."""
+        """Validate and send one event of ``kind`` (``progressed``, ``job.created``...); returns its event_id."""
         fields.setdefault("event_id", uuid.uuid4().hex)
         fields.setdefault("occurred_at", utc_now_text())
         fields = {key: value for key, value in fields.items() if value is not None}
-        checked = parse_event(TASK_PREFIX + kind, [], fields)
+        task_name = kind if kind.startswith(JOB_PREFIX) else TASK_PREFIX + kind
+        checked = parse_event(task_name, [], fields)
         if isinstance(checked, InvalidEvent):
             raise InvalidEventError(checked.reason)
-        self.send_raw(TASK_PREFIX + kind, fields)
+        self.send_raw(task_name, fields)
         return fields["event_id"]
 
     def send_raw(self, task_name: str, kwargs: Any, args: Any = ()) -> str:
@@ -92,6 +93,21 @@ class JobTaskEvents:
 
     def timed_out(self, job_task_id: str, *, domain_id: str, reason: str | None = None, **extra: Any) -> str:
         return self.send("timed_out", job_task_id=job_task_id, domain_id=domain_id, reason=reason, **extra)
+
+    def job_created(self, *, domain_id: str, job_id: str, data_source_id: str, total_tasks: int,
+                    workspace_id: str | None = None, resource_group: str | None = None,
+                    options: dict | None = None, **extra: Any) -> str:
+        """Declare a job and how many tasks it will have; returns the event_id."""
+        return self.send("job.created", domain_id=domain_id, job_id=job_id, data_source_id=data_source_id,
+                         total_tasks=total_tasks, workspace_id=workspace_id, resource_group=resource_group,
+                         options=options or {}, **extra)
+
+    def job_canceled(self, job_id: str, *, domain_id: str, reason: str | None = None, **extra: Any) -> str:
+        """Cancel a job: each of its tasks as by a job_task.canceled; returns the event_id."""
+        return self.send("job.canceled", job_id=job_id, domain_id=domain_id, reason=reason, **extra)
+
+    def job_timed_out(self, job_id: str, *, domain_id: str, reason: str | None = None, **extra: Any) -> str:
+        return self.send("job.timed_out", job_id=job_id, domain_id=domain_id, reason=reason, **extra)
 
     def close(self) -> None:
         self.app.close()

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from worker.contract.events import Created, Event, identity_fingerprint
+from worker.contract.events import MAX_TASKS_PER_JOB, Created, Event, identity_fingerprint
 from worker.contract.lifecycle import (
     APPLIED,
     CONFLICT,
@@ -38,6 +38,8 @@ from worker.contract.lifecycle import (
 )
 
 OTHER_DOMAIN = Outcome(REJECTED, "domain_id does not match the job task's")
+OTHER_JOB_DOMAIN = Outcome(REJECTED, "job_id names a job of another domain")
+FULL_JOB = Outcome(REJECTED, f"the job has reached its limit of {MAX_TASKS_PER_JOB} tasks")
 OTHER_IDENTITY = Outcome(CONFLICT, "created again with different identity fields")
 OTHER_CONTENT = Outcome(CONFLICT, "event_id already applied with different content")
 ALREADY_APPLIED = Outcome(DUPLICATE, "event_id already applied")
@@ -143,3 +145,16 @@ def duplicate_outcome(fingerprint: str, message_id: str, logged_fingerprint: str
     if logged_message_id == message_id:
         return Outcome(APPLIED)
     return ALREADY_APPLIED
+
+
+def job_refusal(created: Created, job_domain: str, job_tasks: int) -> Outcome | None:
+    """Why a created may not found its task in the job it names, if it may not.
+
+    A task belongs to its job's domain, like every event of a task belongs to
+    the task's: a created naming another domain's job is refused.
+    """
+    if created.domain_id != job_domain:
+        return OTHER_JOB_DOMAIN
+    if job_tasks >= MAX_TASKS_PER_JOB:
+        return FULL_JOB
+    return None

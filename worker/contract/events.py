@@ -29,6 +29,10 @@ from pydantic import (
 )
 
 TASK_PREFIX = "job_task."
+JOB_PREFIX = "job."
+# A Job's document keeps a few dozen bytes per task; this keeps it far below
+# MongoDB's 16 MiB document limit.
+MAX_TASKS_PER_JOB = 50_000
 ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
 MAX_OPTIONS_BYTES = 16 * 1024
 MAX_OPTIONS_DEPTH = 16
@@ -86,14 +90,13 @@ def _check_options(value: Any, path: str = "options", depth: int = 0) -> None:
             _check_options(item, f"{path}[{index}]", depth + 1)
 
 
-class _Event(BaseModel):
+class _Base(BaseModel):
     """Fields every event carries; unknown fields are refused, not ignored."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     event_id: EventId
     domain_id: ResourceId
-    job_task_id: ResourceId
     occurred_at: datetime | None = Field(
         default=None,
         description="ISO 8601 with a UTC offset; at most 5 minutes ahead of the "
@@ -110,10 +113,21 @@ class _Event(BaseModel):
         return moment
 
 
-class Created(_Event):
-    kind: Literal["created"] = "created"
+class _Event(_Base):
+    """An event of one JobTask."""
+
+    job_task_id: ResourceId
+
+
+class _JobEvent(_Base):
+    """An event of one Job, the parent of its JobTasks."""
+
     job_id: ResourceId
-    data_source_id: ResourceId
+
+
+class _Placement(BaseModel):
+    """Where a task or a job belongs, fixed by its created event."""
+
     workspace_id: ResourceId | None = None
     resource_group: Literal["DOMAIN", "WORKSPACE"] | None = None
     options: dict[StrictStr, Any] = Field(default_factory=dict)
@@ -135,11 +149,17 @@ class Created(_Event):
         return value
 
     @model_validator(mode="after")
-    def _default_resource_group(self) -> "Created":
+    def _default_resource_group(self) -> _Placement:
         if self.resource_group is None:
             group = "WORKSPACE" if self.workspace_id else "DOMAIN"
             object.__setattr__(self, "resource_group", group)
         return self
+
+
+class Created(_Placement, _Event):
+    kind: Literal["created"] = "created"
+    job_id: ResourceId
+    data_source_id: ResourceId
 
 
 class Started(_Event):
@@ -174,12 +194,42 @@ class TimedOut(_Event):
     reason: Text | None = None
 
 
-Event = Union[Created, Started, Progressed, Succeeded, Failed, Canceled, TimedOut]
+class JobCreated(_Placement, _JobEvent):
+    """A scheduler declares a job and how many tasks it will have."""
 
-EVENT_TYPES: dict[str, type[_Event]] = {
-    TASK_PREFIX + model.model_fields["kind"].default: model
-    for model in (Created, Started, Progressed, Succeeded, Failed, Canceled, TimedOut)
-}
+    kind: Literal["job.created"] = "job.created"
+    data_source_id: ResourceId
+    total_tasks: Annotated[StrictInt, Field(ge=0, le=MAX_TASKS_PER_JOB)]
+
+
+class JobCanceled(_JobEvent):
+    """An operator cancels a job: each of its tasks as by a job_task.canceled."""
+
+    kind: Literal["job.canceled"] = "job.canceled"
+    reason: Text | None = None
+
+
+class JobTimedOut(_JobEvent):
+    """The sweep (or a scheduler's watchdog) gives up on a whole job: TIMEOUT."""
+
+    kind: Literal["job.timed_out"] = "job.timed_out"
+    reason: Text | None = None
+
+
+TaskEvent = Union[Created, Started, Progressed, Succeeded, Failed, Canceled, TimedOut]
+JobEvent = Union[JobCreated, JobCanceled, JobTimedOut]
+Event = Union[TaskEvent, JobEvent]
+TASK_EVENTS = (Created, Started, Progressed, Succeeded, Failed, Canceled, TimedOut)
+JOB_EVENTS = (JobCreated, JobCanceled, JobTimedOut)
+
+
+def task_name_of(model: type[_Base] | _Base) -> str:
+    """The Celery task an event is sent as: ``job_task.<kind>``, or its kind for a job's."""
+    kind = model.model_fields["kind"].default
+    return kind if kind.startswith(JOB_PREFIX) else TASK_PREFIX + kind
+
+
+EVENT_TYPES: dict[str, type[_Base]] = {task_name_of(model): model for model in (*TASK_EVENTS, *JOB_EVENTS)}
 
 
 @dataclass(frozen=True)
@@ -224,7 +274,7 @@ def parse_event(task_name: str, args: Any, kwargs: Any) -> Event | InvalidEvent:
         return InvalidEvent("; ".join(reasons.values()), next(iter(reasons)))
 
 
-def _digest(content: Any) -> str:
+def content_digest(content: Any) -> str:
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
@@ -235,7 +285,7 @@ def event_fingerprint(event: Event) -> str:
     A missing occurred_at stays missing here, so the worker's default (the
     receive time) does not make a redelivered event look different.
     """
-    return _digest(event.model_dump(mode="json", exclude_none=True))
+    return content_digest(event.model_dump(mode="json", exclude_none=True))
 
 
 def identity_fields(event: Created) -> dict[str, Any]:
@@ -252,4 +302,4 @@ def identity_fields(event: Created) -> dict[str, Any]:
 
 def identity_fingerprint(event: Created) -> str:
     """Digest of the identity fields; a second created must match it."""
-    return _digest(identity_fields(event))
+    return content_digest(identity_fields(event))

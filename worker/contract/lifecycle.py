@@ -11,7 +11,8 @@ The rules make that true by reducing every event to a ``Summary`` whose
   that has no terminal event to IN_PROGRESS.
 - The terminal status is that of the terminal event with the earliest
   ``(occurred_at, event_id)``; ``finished_at`` is its occurred_at; a failure
-  brings ``error_code`` / ``error_message``. A later terminal event changes
+  brings ``error_code`` / ``error_message``, a timeout ``ERROR_JOB_TASK_TIMEOUT``
+  and its reason. A later terminal event changes
   nothing: neither status nor times nor counts.
 - ``created_count`` is the sum of ``created_count_delta`` over progressed
   events plus that of the deciding terminal event when it is a success.
@@ -51,6 +52,10 @@ CANCELED = "CANCELED"
 TIMEOUT = "TIMEOUT"
 STATUSES = (PENDING, IN_PROGRESS, SUCCESS, FAILURE, CANCELED, TIMEOUT)
 TERMINAL_STATUSES = frozenset({SUCCESS, FAILURE, CANCELED, TIMEOUT})
+
+# A task that timed out reads back with this code, and the reason as its message.
+ERROR_JOB_TASK_TIMEOUT = "ERROR_JOB_TASK_TIMEOUT"
+TIMED_OUT_MESSAGE = "the job task timed out"
 
 TERMINAL_STATUS_OF = {
     Succeeded: SUCCESS,
@@ -123,13 +128,18 @@ def summarize(event: Event, occurred_at: datetime) -> Summary:
     if isinstance(event, Progressed):
         return Summary(progress_count=event.created_count_delta, activity_at=occurred_at)
     status = TERMINAL_STATUS_OF[type(event)]
+    error_code = error_message = None
+    if isinstance(event, Failed):
+        error_code, error_message = event.error_code, event.error_message
+    elif isinstance(event, TimedOut):
+        error_code, error_message = ERROR_JOB_TASK_TIMEOUT, event.reason or TIMED_OUT_MESSAGE
     return Summary(
         terminal=Terminal(
             occurred_at=occurred_at,
             event_id=event.event_id,
             status=status,
-            error_code=event.error_code if isinstance(event, Failed) else None,
-            error_message=event.error_message if isinstance(event, Failed) else None,
+            error_code=error_code,
+            error_message=error_message,
             created_count_delta=event.created_count_delta if isinstance(event, Succeeded) else 0,
         )
     )
@@ -155,7 +165,7 @@ def derived(summary: Summary) -> dict:
     never do. The store sets these after every change (and unsets the Nones).
     """
     terminal = summary.terminal
-    failed = terminal is not None and terminal.status == FAILURE
+    failed = terminal is not None and terminal.status in (FAILURE, TIMEOUT)
     return {
         "status": status_of(summary),
         "created_count": summary.progress_count + (terminal.created_count_delta if terminal else 0),

@@ -31,7 +31,14 @@ EVENTS = {
     "job_task.succeeded": "The work finished: SUCCESS, with an optional last created_count_delta.",
     "job_task.failed": "The work failed: FAILURE, with error_code and error_message.",
     "job_task.canceled": "An operator or the scheduler canceled the task: CANCELED.",
-    "job_task.timed_out": "A scheduler's watchdog gave up on the task: TIMEOUT.",
+    "job_task.timed_out": "A scheduler's watchdog (or jobtask's sweep) gave up on the task: TIMEOUT, "
+    "error_code ERROR_JOB_TASK_TIMEOUT.",
+    "job.created": "A scheduler declares a job and how many tasks it will have; until then the job "
+    "cannot finish.",
+    "job.canceled": "An operator canceled the job: CANCELED, and each of its tasks as by a "
+    "job_task.canceled at this occurred_at.",
+    "job.timed_out": "The job outlived its deadline: TIMEOUT, and each of its tasks as by a "
+    "job_task.timed_out at this occurred_at.",
 }
 
 FIELDS = {
@@ -40,7 +47,9 @@ FIELDS = {
     "domain_id": f"The task's domain, 1 to 64 {ID_RULE}; must match the domain of its created event.",
     "job_task_id": f"Chosen by the producer, 1 to 64 {ID_RULE} "
     "(the SDK makes job-task- and 12 lowercase hex digits).",
-    "job_id": f"The job this task subdivides, 1 to 64 {ID_RULE}.",
+    "job_id": f"The job, 1 to 64 {ID_RULE}; a task's must name a job of its own domain.",
+    "total_tasks": "How many tasks the job will have, 0 to 50,000; the job ends once that many have "
+    "ended.",
     "data_source_id": f"The data source whose plugin runs the task, 1 to 64 {ID_RULE}.",
     "workspace_id": f"The task's workspace, 1 to 64 {ID_RULE}.",
     "resource_group": "DOMAIN or WORKSPACE; default WORKSPACE when workspace_id is given, else DOMAIN.",
@@ -84,6 +93,21 @@ EXAMPLES = {
     "job_task.timed_out": {
         "event_id": "3622d860a776-timed-out", **_IDS, "reason": "no progress for 2 hours",
         "occurred_at": "2022-07-17T18:01:28.939Z",
+    },
+    "job.created": {
+        "event_id": "85cf2c385252-created", "domain_id": "domain-58010aa2e451",
+        "job_id": "job-85cf2c385252", "data_source_id": "ds-c96609f5afeb", "total_tasks": 2,
+        "options": {"month": "202207"}, "occurred_at": "2022-07-17T16:00:00.000Z",
+    },
+    "job.canceled": {
+        "event_id": "85cf2c385252-canceled", "domain_id": "domain-58010aa2e451",
+        "job_id": "job-85cf2c385252", "reason": "wrong month, rerun tomorrow",
+        "occurred_at": "2022-07-17T16:05:00.000Z",
+    },
+    "job.timed_out": {
+        "event_id": "85cf2c385252-timed-out", "domain_id": "domain-58010aa2e451",
+        "job_id": "job-85cf2c385252", "reason": "in progress for more than 86400 s",
+        "occurred_at": "2022-07-18T16:00:00.000Z",
     },
 }
 
@@ -130,7 +154,7 @@ def write_schemas(directory: Path = DEFAULT_DIR) -> list[Path]:
         path = directory / f"{task_name}.json"
         path.write_text(render(schema_for(task_name, model)), encoding="utf-8")
         written.append(path)
-    for stale in set(directory.glob("job_task.*.json")) - set(written):
+    for stale in set(directory.glob("job*.json")) - set(written):
         stale.unlink()
     return written
 

@@ -22,7 +22,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
 from worker.contract import lifecycle
-from worker.contract.events import EVENT_TYPES, TASK_PREFIX, Event
+from worker.contract.events import EVENT_TYPES, Event
 from worker.contract.lifecycle import Outcome
 from worker.ingest.retry import check_bulk_errors
 from worker.ingest.store import DEAD_LETTERS, DUPLICATE_KEY, EVENTS
@@ -64,7 +64,9 @@ def history_record(
     occurred_at: datetime | None = None,
     fingerprint: str | None = None,
     field: str | None = None,
+    job_id: str | None = None,
 ) -> dict:
+    """The record of one delivery; ``job_id`` names the Job whose ending sent a task event."""
     now = datetime.now(timezone.utc)
     record = {
         "_id": record_id(delivery, batch_id),
@@ -79,14 +81,15 @@ def history_record(
         record["reason"] = outcome.reason
     if event is not None:
         record.update(
-            job_task_id=event.job_task_id,
-            domain_id=event.domain_id,
+            **_whose(event),
             event_id=event.event_id,
             kind=event.kind,
             event=event.model_dump(mode="json", exclude_none=True, exclude={"kind"}),
             occurred_at=occurred_at,
             fingerprint=fingerprint,
         )
+        if job_id is not None:
+            record["job_id"] = job_id
     else:
         record["payload"], record["payload_truncated"] = delivery.raw_payload()
         if field:
@@ -109,8 +112,14 @@ def dead_letter_record(delivery: Delivery, outcome: Outcome, event: Event | None
     if field:
         record["field"] = field
     if event is not None:
-        record.update(job_task_id=event.job_task_id, domain_id=event.domain_id, event_id=event.event_id)
+        record.update(**_whose(event), event_id=event.event_id)
     return record
+
+
+def _whose(event: Event) -> dict:
+    """The task (or, for a Job's own event, the job) and the domain an event names."""
+    owner = {"job_task_id": event.job_task_id} if hasattr(event, "job_task_id") else {"job_id": event.job_id}
+    return {**owner, "domain_id": event.domain_id}
 
 
 def insert_new(db: Database, collection: str, records: list[dict]) -> list[dict]:
@@ -174,7 +183,7 @@ def parked_records(db: Database, job_task_ids: set[str]) -> list[dict]:
 
 def event_from_record(record: dict) -> Event:
     """The event a history record holds, as it was validated on arrival."""
-    model = EVENT_TYPES[TASK_PREFIX + record["kind"]]
+    model = EVENT_TYPES[record["task_name"]]
     return model.model_validate(record["event"])
 
 

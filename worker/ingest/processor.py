@@ -27,80 +27,31 @@ delivered again with nothing lost or doubled.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 
 from pymongo.database import Database
 
 from worker.contract import lifecycle
-from worker.ingest import history, store
 from worker.contract.acceptance import (
     Candidate,
     Identity,
     StoredTask,
     admit,
     duplicate_outcome,
+    job_refusal,
     joined_outcome,
 )
-from worker.contract.events import Created, Event, InvalidEvent, event_fingerprint, parse_event, to_millis
-from worker.ingest.history import Delivery
+from worker.contract.events import JOB_EVENTS, Created, InvalidEvent, parse_event
 from worker.contract.lifecycle import Outcome
+from worker.ingest import history, jobs, store
+from worker.ingest.history import Delivery
+from worker.ingest.items import BatchResult, Item, item_from_parked, make_item
+from worker.ingest.job_batch import JobSettling
 from worker.ingest.retry import BatchNotSettled
-from worker.ingest.store import LogEntry, LoggedEvent, TaskRow
+from worker.ingest.store import LogEntry, TaskRow
 
 MAX_ROUNDS = 8
 PARKED = Outcome(lifecycle.PARKED, "waiting for the job task's created event")
-
-
-@dataclass
-class Item:
-    """A valid event on its way through a batch."""
-
-    delivery: Delivery
-    event: Event
-    occurred_at: datetime
-    fingerprint: str
-    parked_id: str | None = None  # its history record, once parked
-
-    @property
-    def job_task_id(self) -> str:
-        return self.event.job_task_id
-
-    @property
-    def key(self) -> str:
-        return store.event_key(self.event.job_task_id, self.event.event_id)
-
-    def logged(self) -> LoggedEvent:
-        return LoggedEvent(self.event.event_id, self.fingerprint, self.delivery.message_id)
-
-
-@dataclass
-class BatchResult:
-    outcomes: list[tuple[Delivery, Outcome]] = field(default_factory=list)
-
-    def count(self, kind: str) -> int:
-        return sum(1 for _, outcome in self.outcomes if outcome.kind == kind)
-
-
-def _item(delivery: Delivery, event: Event, parked_id: str | None = None, occurred_at=None) -> Item:
-    return Item(
-        delivery=delivery,
-        event=event,
-        occurred_at=occurred_at or event.occurred_at or to_millis(delivery.received_at),
-        fingerprint=event_fingerprint(event),
-        parked_id=parked_id,
-    )
-
-
-def _item_from_parked(record: dict) -> Item:
-    delivery = Delivery(
-        message_id=record["message_id"],
-        task_name=record["task_name"],
-        args=[],
-        kwargs=record["event"],
-        received_at=record["received_at"],
-    )
-    return _item(delivery, history.event_from_record(record), record["_id"], record["occurred_at"])
 
 
 def _by_task(items: list[Item]) -> dict[str, list[Item]]:
@@ -134,6 +85,9 @@ class Batch:
         self.held: list[Item] = []
         self.behind: set[str] = set()  # tasks whose log is ahead of their document
         self.founded: set[str] = set()  # tasks a created of this batch was for
+        self.latest: dict[str, TaskRow] = {}  # each touched task's document as last seen
+        # job_id -> job_task_id -> the job endings whose task event was settled here
+        self.endings_sent: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
 
     # -- recording ---------------------------------------------------------------
 
@@ -150,8 +104,12 @@ class Batch:
                     item.occurred_at if item else None,
                     item.fingerprint if item else None,
                     field_name,
+                    item.ending_of[0] if item and item.ending_of else None,
                 )
             )
+        if item is not None and item.ending_of is not None:
+            job_id, ending_event_id = item.ending_of
+            self.endings_sent[job_id][item.job_task_id].add(ending_event_id)
         if outcome.dead_letter:
             self.dead_letters.append(history.dead_letter_record(delivery, outcome, event, field_name))
 
@@ -175,6 +133,7 @@ class Batch:
             seen.add(item.key)
         grouped = _by_task(leaders)
         rows = self._rows(set(grouped))
+        grouped = self._refuse_foreign_jobs(grouped, rows)
         plans = []
         for job_task_id, items in grouped.items():
             if any(isinstance(item.event, Created) for item in items):
@@ -188,8 +147,10 @@ class Batch:
         again, updates = list(followers), []
         for index, plan in enumerate(plans):
             if index in report.committed:
-                after = TaskRow(plan.entry.job_task_id, plan.entry.version, plan.after)
+                job_id = plan.row.job_id if plan.row else plan.entry.founding["job_id"]
+                after = TaskRow(plan.entry.job_task_id, plan.entry.version, plan.after, job_id)
                 updates.append(store.task_update(plan.row, after, plan.entry.founding))
+                self.latest[after.job_task_id] = after
                 for item in plan.joined:
                     self.settle(item, item.delivery, joined_outcome(item.event, plan.after.summary))
             elif index in report.taken:
@@ -207,7 +168,37 @@ class Batch:
         if lagging:
             rows.update(store.catch_up(self.db, lagging))
             self.behind -= set(lagging)
+        self.latest.update(rows)
         return rows
+
+    def _refuse_foreign_jobs(self, grouped: dict[str, list[Item]],
+                             rows: dict[str, TaskRow]) -> dict[str, list[Item]]:
+        """A created that would found a task in another domain's (or a full) job is refused.
+
+        The jobs such createds name are stored first (``jobs.found_jobs``), so
+        a job's domain is fixed before any of its tasks is committed.
+        """
+        founders: dict[str, Created] = {}
+        for job_task_id, items in grouped.items():
+            if job_task_id not in rows:
+                for item in items:
+                    if isinstance(item.event, Created):
+                        founders.setdefault(item.event.job_id, item.event)
+        if not founders:
+            return grouped
+        known = jobs.found_jobs(self.db, founders)
+        kept: dict[str, list[Item]] = {}
+        for job_task_id, items in grouped.items():
+            kept[job_task_id] = []
+            for item in items:
+                refusal = None
+                if job_task_id not in rows and isinstance(item.event, Created) and item.event.job_id in known:
+                    refusal = job_refusal(item.event, *known[item.event.job_id])
+                if refusal is None:
+                    kept[job_task_id].append(item)
+                else:
+                    self.settle(item, item.delivery, refusal)
+        return kept
 
     def _admit(self, job_task_id: str, row: TaskRow | None, items: list[Item]) -> _Plan | None:
         state = row.state if row else StoredTask()
@@ -284,7 +275,7 @@ class Batch:
         """Events parked for the tasks this batch's created events were for."""
         taken = {item.parked_id for item in in_play if item.parked_id}
         return [
-            _item_from_parked(record)
+            item_from_parked(record)
             for record in history.parked_records(self.db, self.founded)
             if record["_id"] not in taken
         ]
@@ -293,14 +284,16 @@ class Batch:
         """Fold what the logs of this batch's tasks hold beyond their documents."""
         if self.behind:
             rows = store.read_tasks(self.db, self.behind)
-            store.catch_up(self.db, {job_task_id: rows.get(job_task_id) for job_task_id in self.behind})
+            rows.update(store.catch_up(self.db, {job_task_id: rows.get(job_task_id)
+                                                 for job_task_id in self.behind}))
+            self.latest.update(rows)
             self.behind.clear()
 
 
 def process_batch(db: Database, deliveries: list[Delivery], batch_id: str, max_events: int) -> BatchResult:
     """Settle every delivery of a batch; raises only transient store errors."""
     batch = Batch(db, batch_id, max_events)
-    items = []
+    items, job_items = [], []
     for delivery in deliveries:
         parsed = (
             InvalidEvent(delivery.refusal, "content_type")
@@ -310,7 +303,7 @@ def process_batch(db: Database, deliveries: list[Delivery], batch_id: str, max_e
         if isinstance(parsed, InvalidEvent):
             batch.settle(None, delivery, Outcome(lifecycle.REJECTED, parsed.reason), parsed.field)
         else:
-            items.append(_item(delivery, parsed))
+            (job_items if isinstance(parsed, JOB_EVENTS) else items).append(make_item(delivery, parsed))
     batch.run(items)
     batch.catch_up()  # a task's document exists before we look for what waits for it
     woken = batch.park()
@@ -323,6 +316,20 @@ def process_batch(db: Database, deliveries: list[Delivery], batch_id: str, max_e
         batch.run(woken)
         batch.catch_up()
         woken = batch.park()
+    # The Jobs last: their own events, their tasks' states, and the task events
+    # their endings send (which change their tasks, hence the Jobs again).
+    settling = JobSettling(batch, job_items)
+    sent = settling.settle()
+    for _ in range(MAX_ROUNDS):
+        if not sent:
+            break
+        batch.run(sent)
+        batch.catch_up()
+        sent = settling.settle()
+    if sent:
+        raise BatchNotSettled("a job's endings kept sending task events")
+    batch.result.tasks = set(batch.latest)
+    batch.result.jobs = settling.touched
     # Resolving a parked record takes it out of what later attempts look for,
     # so it comes last, once everything else the batch learned is stored.
     history.write_dead_letters(db, batch.dead_letters)

@@ -33,6 +33,7 @@ from pymongo.errors import BulkWriteError
 from worker.contract.acceptance import Identity, StoredTask
 from worker.contract.events import Created, identity_fields
 from worker.contract.lifecycle import EMPTY, Summary, Terminal, derived, merge
+from worker.ingest.jobs import ensure_job_indexes
 from worker.ingest.retry import check_bulk_errors
 
 JOB_TASKS = "job_tasks"
@@ -55,11 +56,13 @@ VERSION_DIGITS = 10
 
 def ensure_indexes(db: Database) -> None:
     """Create what the worker and the read API rely on; safe to run at every start."""
+    ensure_job_indexes(db)
     tasks = db[JOB_TASKS]
     tasks.create_index("job_task_id", unique=True, name="job_task_id_unique")
     newest_first = [("created_at", pymongo.DESCENDING), ("job_task_id", pymongo.ASCENDING)]
     tasks.create_index([("domain_id", 1), *newest_first], name="domain_created")
     # resource_group: a workspace token's scope is "its workspaces, or DOMAIN".
+    # domain_status_created also serves the sweep, domain by domain.
     for key in ("status", "workspace_id", "job_id", "data_source_id", "resource_group"):
         tasks.create_index([("domain_id", 1), (key, 1), *newest_first], name=f"domain_{key}_created")
     db[LOG].create_index("ev.i", unique=True, name=LOGGED_EVENT_INDEX)
@@ -133,6 +136,7 @@ class TaskRow:
     job_task_id: str
     version: int
     state: StoredTask
+    job_id: str
 
 
 NO_ROW_VERSION = 0  # a task without a document has folded no entry
@@ -140,10 +144,12 @@ NO_ROW_VERSION = 0  # a task without a document has folded no entry
 
 def row_from(doc: dict) -> TaskRow:
     identity = Identity(doc["domain_id"], doc["_identity"])
-    return TaskRow(doc["job_task_id"], doc["_v"], StoredTask(identity, summary_from(doc["_state"]), doc["_events"]))
+    state = StoredTask(identity, summary_from(doc["_state"]), doc["_events"])
+    return TaskRow(doc["job_task_id"], doc["_v"], state, doc["job_id"])
 
 
-ROW_FIELDS = {"_id": 0, "job_task_id": 1, "domain_id": 1, "_identity": 1, "_v": 1, "_state": 1, "_events": 1}
+ROW_FIELDS = {"_id": 0, "job_task_id": 1, "job_id": 1, "domain_id": 1, "_identity": 1, "_v": 1,
+              "_state": 1, "_events": 1}
 
 
 def read_tasks(db: Database, job_task_ids: set[str]) -> dict[str, TaskRow]:
@@ -164,7 +170,10 @@ def task_update(before: TaskRow | None, after: TaskRow, founding: dict | None) -
     fields = derived(after.state.summary)
     changes = {name: value for name, value in fields.items() if value is not None}
     changes.update(
-        _v=after.version, _state=summary_doc(after.state.summary), _events=after.state.events
+        _v=after.version, _state=summary_doc(after.state.summary), _events=after.state.events,
+        # When an event was last applied, on the worker's clock: what the sweep
+        # measures staleness by (never a producer's occurred_at).
+        _applied_at=datetime.now(timezone.utc),
     )
     update: dict = {"$set": changes}
     cleared = {name: "" for name, value in fields.items() if value is None}
@@ -255,11 +264,12 @@ def advance(before: TaskRow | None, entry: LogEntry) -> TaskRow:
     if before is None:
         founding = entry.founding or {}
         state = StoredTask(Identity(founding["domain_id"], founding["_identity"]), EMPTY, 0)
+        job_id = founding["job_id"]
     else:
-        state = before.state
+        state, job_id = before.state, before.job_id
     summary = merge(state.summary, entry.contribution)
     return TaskRow(entry.job_task_id, entry.version,
-                   StoredTask(state.identity, summary, state.events + len(entry.events)))
+                   StoredTask(state.identity, summary, state.events + len(entry.events)), job_id)
 
 
 @dataclass

@@ -1,0 +1,278 @@
+"""The Job rules: a Job is a function of its own events and its tasks' states; pure, no I/O.
+
+SpaceONE keeps ``remained_tasks`` as a counter that each ending task
+decrements: two tasks ending at once, or one terminal event delivered twice,
+skew it. Here a Job is derived, never counted: ``job_fields`` computes every
+field from what the Job itself accepted (``job.created``, ``job.canceled``,
+``job.timed_out``: a ``JobEvents``) and the last known state of each of its
+tasks (a ``TaskView`` per task, replaced only by a newer version of that
+task). So any order, duplication or concurrency of deliveries ends in the
+same Job.
+
+- ``total_tasks``: what the accepted ``job.created`` declared, or the tasks
+  created so far while none is (never fewer than the tasks that exist).
+- ``task_counts``: tasks per status, all six statuses present;
+  ``remained_tasks`` is ``total_tasks`` minus the tasks in a terminal status;
+  ``created_count`` sums the tasks' created_count.
+- status: CANCELED or TIMEOUT once the Job itself was canceled or timed out
+  (the earliest such event decides); otherwise, once ``total_tasks`` is
+  declared and no task remains, SUCCESS if every task succeeded, else FAILURE
+  with ``ERROR_JOB_TASK`` and a message naming how many tasks did not; until
+  then IN_PROGRESS (a scheduler still creating tasks never sees its job end).
+- ``finished_at``: the latest ``finished_at`` of its tasks for SUCCESS and
+  FAILURE (the declaration's time for a job of no tasks), the deciding
+  event's time for CANCELED and TIMEOUT.
+- ``created_at``: the earliest of the declaration and its tasks' created_at;
+  ``updated_at``: the latest of every time above.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from worker.contract.events import JobCanceled, JobCreated, JobEvent, JobTimedOut, content_digest
+from worker.contract.lifecycle import (
+    APPLIED,
+    CANCELED,
+    CONFLICT,
+    DUPLICATE,
+    FAILURE,
+    IN_PROGRESS,
+    REJECTED,
+    STATUSES,
+    SUCCESS,
+    TERMINAL_STATUSES,
+    TIMEOUT,
+    Outcome,
+)
+
+JOB_STATUSES = (IN_PROGRESS, SUCCESS, FAILURE, CANCELED, TIMEOUT)
+ERROR_JOB_TASK = "ERROR_JOB_TASK"
+ERROR_JOB_TIMEOUT = "ERROR_JOB_TIMEOUT"
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """What a Job knows of one of its tasks: its state at one version."""
+
+    version: int
+    status: str
+    created_count: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    finished_at: datetime | None = None
+    # The job's endings (event ids) already sent to this task as task events.
+    endings_sent: frozenset[str] = frozenset()
+
+    def newer_than(self, other: TaskView | None) -> bool:
+        return other is None or self.version > other.version
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """An accepted ``job.created``: how many tasks, and the Job's identity."""
+
+    event_id: str
+    occurred_at: datetime
+    total_tasks: int
+    data_source_id: str
+    workspace_id: str | None
+    resource_group: str
+    options: dict
+
+    @classmethod
+    def of(cls, event: JobCreated, occurred_at: datetime) -> Declaration:
+        return cls(event.event_id, occurred_at, event.total_tasks, event.data_source_id,
+                   event.workspace_id, event.resource_group or "DOMAIN", event.options)
+
+    def fingerprint(self) -> str:
+        """What a second job.created must repeat: everything but its id and time."""
+        return content_digest([self.total_tasks, self.data_source_id, self.workspace_id,
+                        self.resource_group, self.options])
+
+
+@dataclass(frozen=True)
+class Ending:
+    """An accepted ``job.canceled`` or ``job.timed_out``."""
+
+    status: str  # CANCELED or TIMEOUT
+    event_id: str
+    occurred_at: datetime
+    reason: str | None = None
+
+    def precedes(self, other: Ending | None) -> bool:
+        """The earliest (occurred_at, event_id) decides, whatever the arrival order."""
+        return other is None or (self.occurred_at, self.event_id) < (other.occurred_at, other.event_id)
+
+
+@dataclass(frozen=True)
+class JobState:
+    """Everything a Job is derived from."""
+
+    job_id: str
+    domain_id: str
+    data_source_id: str | None = None
+    workspace_id: str | None = None
+    resource_group: str = "DOMAIN"
+    declaration: Declaration | None = None
+    endings: tuple[Ending, ...] = ()
+    tasks: dict[str, TaskView] = field(default_factory=dict)
+
+    @property
+    def ending(self) -> Ending | None:
+        """The ending that decides: the earliest."""
+        decided = None
+        for ending in self.endings:
+            if ending.precedes(decided):
+                decided = ending
+        return decided
+
+    def with_task(self, job_task_id: str, view: TaskView) -> JobState:
+        """A newer view of one task replaces the one known; an older one changes nothing."""
+        known = self.tasks.get(job_task_id)
+        if not view.newer_than(known):
+            return self
+        if known is not None:
+            view = replace(view, endings_sent=view.endings_sent | known.endings_sent)
+        return replace(self, tasks={**self.tasks, job_task_id: view})
+
+    def with_endings_sent(self, job_task_id: str, ending_ids: set[str]) -> JobState:
+        known = self.tasks.get(job_task_id)
+        if known is None or ending_ids <= known.endings_sent:
+            return self
+        view = replace(known, endings_sent=known.endings_sent | ending_ids)
+        return replace(self, tasks={**self.tasks, job_task_id: view})
+
+    def unsent_endings(self) -> list[tuple[str, Ending]]:
+        """(task, ending) pairs still to be sent: every ending acts on every task."""
+        return [(job_task_id, ending) for job_task_id, view in sorted(self.tasks.items())
+                for ending in self.endings if ending.event_id not in view.endings_sent]
+
+    def with_declaration(self, declaration: Declaration) -> JobState:
+        """The first accepted ``job.created`` fixes the identity; an identical later one
+        only moves ``created_at`` earlier."""
+        if self.declaration is not None:
+            earliest = min(self.declaration.occurred_at, declaration.occurred_at)
+            return replace(self, declaration=replace(self.declaration, occurred_at=earliest))
+        return replace(
+            self,
+            declaration=declaration,
+            data_source_id=declaration.data_source_id,
+            workspace_id=declaration.workspace_id,
+            resource_group=declaration.resource_group,
+        )
+
+    def with_ending(self, ending: Ending) -> JobState:
+        if any(known.event_id == ending.event_id for known in self.endings):
+            return self
+        return replace(self, endings=(*self.endings, ending))
+
+
+def _latest(*moments: datetime | None) -> datetime | None:
+    known = [moment for moment in moments if moment is not None]
+    return max(known) if known else None
+
+
+def _earliest(*moments: datetime | None) -> datetime | None:
+    known = [moment for moment in moments if moment is not None]
+    return min(known) if known else None
+
+
+def _failure_message(counts: dict[str, int], total: int) -> str:
+    parts = [f"{counts[status]} {word}" for status, word in
+             ((FAILURE, "failed"), (TIMEOUT, "timed out"), (CANCELED, "canceled")) if counts[status]]
+    return f"{' and '.join(parts)} of {total} job tasks"
+
+
+def job_fields(state: JobState) -> dict[str, Any]:
+    """The Job as readers see it (None where it has no value), from its state alone."""
+    views = list(state.tasks.values())
+    counts = {status: 0 for status in STATUSES}
+    for view in views:
+        counts[view.status] += 1
+    declared = state.declaration.total_tasks if state.declaration else None
+    total = max(declared, len(views)) if declared is not None else len(views)
+    finished = sum(counts[status] for status in TERMINAL_STATUSES)
+    remained = total - finished
+    error_code = error_message = finished_at = None
+    if state.ending is not None:
+        status, finished_at = state.ending.status, state.ending.occurred_at
+        error_message = state.ending.reason
+        if status == TIMEOUT:
+            error_code = ERROR_JOB_TIMEOUT
+    elif declared is not None and remained == 0:
+        status = SUCCESS if counts[SUCCESS] == total else FAILURE
+        # A job declared with no tasks is done when declared.
+        finished_at = _latest(*(view.finished_at for view in views)) or state.declaration.occurred_at
+        if status == FAILURE:
+            error_code, error_message = ERROR_JOB_TASK, _failure_message(counts, total)
+    else:
+        status = IN_PROGRESS
+    declared_at = state.declaration.occurred_at if state.declaration else None
+    ended_at = state.ending.occurred_at if state.ending else None
+    return {
+        "job_id": state.job_id,
+        "status": status,
+        "total_tasks": total,
+        "remained_tasks": remained,
+        "task_counts": counts,
+        "created_count": sum(view.created_count for view in views),
+        "options": state.declaration.options if state.declaration else {},
+        "data_source_id": state.data_source_id,
+        "domain_id": state.domain_id,
+        "workspace_id": state.workspace_id,
+        "resource_group": state.resource_group,
+        "error_code": error_code,
+        "error_message": error_message,
+        "created_at": _earliest(declared_at, *(view.created_at for view in views)),
+        "updated_at": _latest(declared_at, ended_at, *(view.updated_at for view in views)),
+        "finished_at": finished_at,
+    }
+
+
+# --- the Job's own events ------------------------------------------------------------------------
+
+OTHER_DOMAIN = Outcome(REJECTED, "domain_id does not match the job's")
+OTHER_DECLARATION = Outcome(CONFLICT, "job created again with different fields")
+OTHER_CONTENT = Outcome(CONFLICT, "event_id already applied with different content")
+ALREADY_APPLIED = Outcome(DUPLICATE, "event_id already applied")
+MAX_JOB_EVENTS = 1_000  # job.created, job.canceled and job.timed_out a Job accepts
+
+
+@dataclass(frozen=True)
+class LoggedJobEvent:
+    """A Job's accepted event, as its document keeps it."""
+
+    fingerprint: str
+    message_id: str
+
+
+def admit_job_event(state: JobState | None, logged: dict[str, LoggedJobEvent], event: JobEvent,
+                    occurred_at: datetime, fingerprint: str, message_id: str) -> tuple[Outcome, JobState | None]:
+    """What one of a Job's own events does to it: the outcome, and the Job after it.
+
+    A Job that does not exist yet is founded by any of its events: its
+    domain is that event's; ``job.created`` also fixes its identity.
+    """
+    seen = logged.get(event.event_id)
+    if seen is not None:
+        if seen.fingerprint != fingerprint:
+            return OTHER_CONTENT, state
+        return (Outcome(APPLIED) if seen.message_id == message_id else ALREADY_APPLIED), state
+    if state is None:
+        state = JobState(event.job_id, event.domain_id)
+    elif event.domain_id != state.domain_id:
+        return OTHER_DOMAIN, state
+    if len(logged) >= MAX_JOB_EVENTS:
+        return Outcome(REJECTED, f"the job has reached its limit of {MAX_JOB_EVENTS} events"), state
+    if isinstance(event, JobCreated):
+        declaration = Declaration.of(event, occurred_at)
+        known = state.declaration
+        if known is not None and known.fingerprint() != declaration.fingerprint():
+            return OTHER_DECLARATION, state
+        return Outcome(APPLIED), state.with_declaration(declaration)
+    status = CANCELED if isinstance(event, JobCanceled) else TIMEOUT
+    assert isinstance(event, (JobCanceled, JobTimedOut))
+    return Outcome(APPLIED), state.with_ending(Ending(status, event.event_id, occurred_at, event.reason))
