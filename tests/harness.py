@@ -192,3 +192,11 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.1):
         time.sleep(interval)
     raise TimeoutError("condition not met in time")
 
+
+def cut_broker_connections(broker_url: str) -> int:
+    """Close every client connection of the broker but our own, as a network blip does."""
+    admin = redis.Redis.from_url(broker_url)
+    try:
+        return sum(admin.client_kill_filter(_type=kind, skipme=True) for kind in ("normal", "pubsub"))
+    finally:
+        admin.close()
