@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Short delivery timings for tests only (the defaults suit production).
 TEST_TIMINGS = {
-    "JOBTASK_VISIBILITY_TIMEOUT": "6",
+    "JOBTASK_VISIBILITY_TIMEOUT": "10",
     "JOBTASK_STORE_RETRY_BUDGET": "5",
     "JOBTASK_STORE_RETRY_BASE": "0.05",
     "JOBTASK_STORE_RETRY_CAP": "0.5",

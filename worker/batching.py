@@ -123,7 +123,7 @@ def batch_strategy(task, app, consumer, **_options):
     if buffer is None:
         settings = get_settings()
         buffer = Buffer(consumer, settings.batch_size, settings.batch_interval,
-                        settings.visibility_timeout + settings.store_retry_budget)
+                        settings.batch_time_limit)
         _buffers[id(consumer)] = buffer
     Request = create_request_cls(
         symbol_by_name(task.Request), task, consumer.pool, consumer.hostname,
