@@ -135,8 +135,6 @@ class Pipeline:
     def backlog(self) -> int:
         """Messages of our queue still queued or delivered but not acknowledged."""
         queued = sum(self.redis.llen(key) for key in self.redis.scan_iter(match=self.queue + "*"))
-        # Fetched by a worker (worker.transport) but not yet recorded as unacked.
-        queued += sum(self.redis.llen(key) for key in self.redis.scan_iter(match=f"jobtask:inflight:*:{self.queue}"))
         unacked = 0
         for raw in self.redis.hvals("unacked"):
             try:

@@ -41,7 +41,6 @@ def create_app(settings: Settings) -> Celery:
             # visibility timeout (kombu's default sweep is every 100 s).
             "unacked_restore_interval": max(1.0, min(10.0, settings.visibility_timeout / 6)),
             "unacked_restore_throttle": 1,
-            "inflight_alive_ttl": max(2, min(30, int(settings.visibility_timeout))),
         },
         broker_connection_retry_on_startup=True,
         worker_cancel_long_running_tasks_on_connection_loss=False,
