@@ -10,18 +10,97 @@ itself, and that every task ends exactly as the rules say
 
 from __future__ import annotations
 
+import json
+import signal
+import threading
+import time
+from collections import Counter
+
 import pytest
 
-from tests.harness import wait_for
-from tests.lifecycle_data import at
+from tests.harness import cut_broker_connections, wait_for
+from tests.lifecycle_data import at, expected_task
+from tests.test_faults import stream
 from worker.settings import SettingsError, load_settings
 
 pytestmark = pytest.mark.slow
 
 
+def send_through_outages(pipeline, events, pause_every: int = 20, pause: float = 0.05) -> threading.Thread:
+    """Send in the background; a send the broker refused is sent again (same event_id)."""
+    def run():
+        for index, (name, kwargs) in enumerate(events):
+            while True:
+                try:
+                    pipeline.events.send_raw(name, kwargs)
+                    break
+                except Exception:  # the broker is down: a producer retries
+                    time.sleep(0.2)
+            if index % pause_every == pause_every - 1:
+                time.sleep(pause)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def assert_exact(pipeline, events) -> None:
+    """Every task is what the rules say, and its history applied each event once."""
+    by_task: dict[str, list] = {}
+    for name, kwargs in events:
+        by_task.setdefault(kwargs["job_task_id"], []).append((name, kwargs))
+    applied = Counter((record["job_task_id"], record["event_id"])
+                      for record in pipeline.history(outcome="applied"))
+    for job_task_id, mine in by_task.items():
+        assert pipeline.task(job_task_id) == expected_task(mine), job_task_id
+        for _, kwargs in mine:
+            assert applied[(job_task_id, kwargs["event_id"])] == 1, [
+                (record["message_id"], record["batch_id"], record.get("event_id"), record["outcome"])
+                for record in pipeline.history(job_task_id=job_task_id)]
+
+
+def applied_so_far(pipeline) -> int:
+    return pipeline.db.job_task_events.count_documents({"outcome": "applied"})
+
+
+def connections(worker) -> int:
+    return worker.log().count("Connected to ")
+
+
 def created_event(job_task_id: str, event_id: str = "c") -> dict:
     return {"domain_id": "domain-a", "job_task_id": job_task_id, "event_id": event_id,
             "job_id": "job-1", "data_source_id": "ds-1", "occurred_at": at(0)}
+
+
+def test_a_lone_event_after_every_connection_was_cut_is_applied(private_broker, private_pipeline):
+    pipeline = private_pipeline
+    worker = pipeline.start_worker(concurrency=2)
+    pipeline.events.send_raw("job_task.created", created_event("job-task-before"))
+    wait_for(lambda: pipeline.task("job-task-before"), timeout=30)
+
+    cut_broker_connections(private_broker.url)
+    wait_for(lambda: connections(worker) >= 2, timeout=30)
+    time.sleep(0.5)  # the reconnected consumer settles in
+    pipeline.events.send_raw("job_task.created", created_event("job-task-lone"))
+    # Applied in well under a second; a batch that never fills is never sent
+    # if the periodic flush died with the old connection.
+    wait_for(lambda: pipeline.task("job-task-lone"), timeout=10)
+    assert worker.process.poll() is None
+
+
+def test_connections_cut_again_and_again_mid_stream(private_broker, private_pipeline):
+    pipeline = private_pipeline
+    worker = pipeline.start_worker(concurrency=2)
+    events = stream("cut", tasks=30, progressed=10)
+    sender = send_through_outages(pipeline, events)
+    for round_ in range(1, 4):
+        wait_for(lambda: applied_so_far(pipeline) >= 80 * round_, timeout=120)
+        cut_broker_connections(private_broker.url)
+    sender.join()
+    pipeline.wait_until_idle(timeout=120)
+    assert worker.process.poll() is None, worker.log()[-3000:]
+    assert connections(worker) >= 4
+    assert_exact(pipeline, events)
 
 
 def test_messages_of_any_priority_are_consumed(private_pipeline):
@@ -36,6 +115,99 @@ def test_messages_of_any_priority_are_consumed(private_pipeline):
         sent[job_task_id] = priority
     wait_for(lambda: all(pipeline.task(job_task_id) for job_task_id in sent), timeout=30)
     pipeline.wait_until_idle(timeout=30)
+
+
+def test_anything_queued_that_is_no_event_ends_in_the_dead_letters(private_pipeline):
+    pipeline = private_pipeline
+    worker = pipeline.start_worker(concurrency=2)
+    unknown = pipeline.events.send_raw("job_task.exploded", created_event("job-task-x"))
+    pipeline.redis.lpush(pipeline.queue, b"not a message \xff")
+    pipeline.redis.lpush(pipeline.queue, json.dumps({"body": "e30=", "content-type": "application/json",
+                                                     "properties": {"delivery_tag": "no-task-1",
+                                                                    "body_encoding": "base64"}}))
+    pipeline.events.send_raw("job_task.created", created_event("job-task-after"))
+    pipeline.wait_until_idle(timeout=60)
+
+    letters = {letter["_id"]: letter for letter in pipeline.dead_letters()}
+    assert "unknown event type 'job_task.exploded'" in letters[unknown]["reason"]
+    others = [letter for letter in letters.values() if letter["_id"] != unknown]
+    assert len(others) == 2, letters
+    unreadable, not_a_task = sorted(others, key=lambda letter: letter["reason"])
+    assert "could not be decoded" in unreadable["reason"] and "not a message" in unreadable["payload"]
+    assert "not a Celery task message" in not_a_task["reason"]
+    assert pipeline.task("job-task-after")["status"] == "PENDING"
+    assert worker.process.poll() is None
+
+
+def test_unknown_task_names_through_a_store_outage(private_pipeline, store_server):
+    """Kept until the store can take them, without stalling the consumer."""
+    pipeline = private_pipeline
+    pipeline.start_worker(concurrency=2)
+    store_server.stop()
+    try:
+        unknown = [pipeline.events.send_raw("job_task.exploded", created_event(f"job-task-u{n}", f"u{n}"))
+                   for n in range(20)]
+        # The consumer keeps taking messages while the store is out (the old
+        # handler waited for the store for each unknown name, in the consumer).
+        wait_for(lambda: pipeline.redis.llen(pipeline.queue) == 0, timeout=10)
+        time.sleep(2)
+    finally:
+        store_server.start()
+    pipeline.wait_until_idle(timeout=120)
+    letters = {letter["_id"]: letter for letter in pipeline.dead_letters()}
+    for message_id in unknown:
+        assert message_id in letters, f"unknown task {message_id} was lost"
+        assert letters[message_id]["reason"] == "unknown event type 'job_task.exploded'"
+
+
+def test_held_messages_are_not_redelivered_while_the_worker_lives(private_pipeline, store_server):
+    """A store outage three times the visibility timeout: every message is delivered once.
+
+    Each batch tries the store for about 3.5 s and is requeued; a message
+    waits in the buffer for a few batches, longer than the visibility timeout.
+    """
+    pipeline = private_pipeline
+    timings = {"JOBTASK_VISIBILITY_TIMEOUT": "6", "JOBTASK_STORE_RETRY_BUDGET": "0.5",
+               "JOBTASK_STORE_TIMEOUT_MS": "3000"}
+    worker = pipeline.start_worker(concurrency=2, **timings)
+    events = stream("hold", tasks=20, progressed=10)
+    store_server.stop()
+    try:
+        for name, kwargs in events:
+            pipeline.events.send_raw(name, kwargs)
+        time.sleep(20)
+    finally:
+        store_server.start()
+    pipeline.wait_until_idle(timeout=120)
+    assert_exact(pipeline, events)
+    # Requeued (its batch gave up on the store) is fine; two copies at once is not.
+    records = Counter(record["message_id"] for record in pipeline.history())
+    assert set(records.values()) == {1}, [m for m, n in records.items() if n > 1][:5]
+    assert worker.process.poll() is None
+
+
+def test_a_warm_stop_during_a_store_outage_hands_everything_back(private_pipeline, store_server):
+    pipeline = private_pipeline
+    worker = pipeline.start_worker(concurrency=2)
+    events = stream("warm", tasks=20, progressed=10)
+    store_server.stop()
+    try:
+        for name, kwargs in events:
+            pipeline.events.send_raw(name, kwargs)
+        wait_for(lambda: pipeline.redis.hlen("unacked") > 0, timeout=30)
+        time.sleep(1)  # batches are retrying the store
+        worker.process.send_signal(signal.SIGTERM)
+        # A warm stop waits for running batches: at most their time limit
+        # (8.5 s with the tests' timings).
+        worker.process.wait(timeout=60)
+    finally:
+        store_server.start()
+    # Nothing was lost or left unacknowledged: all of it is queued again.
+    assert pipeline.redis.hlen("unacked") == 0
+    assert pipeline.backlog() == len(events)
+    pipeline.start_worker(concurrency=2)
+    pipeline.wait_until_idle(timeout=120)
+    assert_exact(pipeline, events)
 
 
 def test_the_settings_check_names_what_breaks_the_visibility_guarantee():
