@@ -103,6 +103,24 @@ def test_connections_cut_again_and_again_mid_stream(private_broker, private_pipe
     assert_exact(pipeline, events)
 
 
+def test_redis_killed_and_restarted_mid_stream_loses_nothing(private_broker, private_pipeline):
+    """SIGKILL of Redis: what a producer's send returned for is in the append-only file."""
+    pipeline = private_pipeline
+    worker = pipeline.start_worker(concurrency=2)
+    events = stream("restart", tasks=30, progressed=10)
+    sender = send_through_outages(pipeline, events)
+    for round_ in range(1, 4):
+        wait_for(lambda: applied_so_far(pipeline) >= 80 * round_, timeout=120)
+        private_broker.stop(kill=True)
+        time.sleep(0.5)
+        private_broker.start()
+    sender.join()
+    pipeline.wait_until_idle(timeout=120)
+    assert worker.process.poll() is None, worker.log()[-5000:]
+    assert "Unrecoverable error" not in worker.log()
+    assert_exact(pipeline, events)
+
+
 def test_messages_of_any_priority_are_consumed(private_pipeline):
     """A stock kombu producer puts a message of priority p in another list of the queue."""
     pipeline = private_pipeline
