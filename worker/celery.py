@@ -47,6 +47,9 @@ def create_app(settings: Settings) -> Celery:
             "unacked_restore_throttle": 1,
         },
         broker_connection_retry_on_startup=True,
+        # Through a broker outage of any length: retry for ever (every second,
+        # worker.intake), rather than stop after 100 tries.
+        broker_connection_max_retries=None,
         worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_send_task_events=False,
         enable_utc=True,

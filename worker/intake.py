@@ -72,6 +72,21 @@ class Consumer(CeleryConsumer):
         self.buffer = Buffer(self.pool, settings.batch_size, settings.batch_interval,
                              settings.batch_time_limit)
 
+    def ensure_connected(self, conn):
+        """Reconnect within a second of the broker coming back.
+
+        Celery retries a lost broker after 2, 4, 6 ... up to 30 s (kombu's
+        defaults, not a setting), so a worker could idle for half a minute
+        after Redis came back. A connection attempt is cheap: try every second.
+        """
+        ensure = conn.ensure_connection
+
+        def ensure_often(*args, **kwargs):
+            return ensure(*args, **{"interval_start": 0.5, "interval_step": 0.5, "interval_max": 1.0, **kwargs})
+
+        conn.ensure_connection = ensure_often
+        return super().ensure_connected(conn)
+
     def create_task_handler(self, promise=None):
         add = self.buffer.add
 
