@@ -180,16 +180,22 @@ def test_anything_queued_that_is_no_event_ends_in_the_dead_letters(private_pipel
     pipeline.redis.lpush(pipeline.queue, json.dumps({"body": "e30=", "content-type": "application/json",
                                                      "properties": {"delivery_tag": "no-task-1",
                                                                     "body_encoding": "base64"}}))
+    for tag, odd in (("odd-headers", {"headers": ["a", "list"]}), ("odd-body", {"body": "not base64!"})):
+        pipeline.redis.lpush(pipeline.queue, json.dumps({
+            "body": "e30=", "content-type": "application/json", "headers": {},
+            "properties": {"delivery_tag": tag, "body_encoding": "base64"}, **odd}))
     pipeline.events.send_raw("job_task.created", created_event("job-task-after"))
     pipeline.wait_until_idle(timeout=60)
 
     letters = {letter["_id"]: letter for letter in pipeline.dead_letters()}
     assert "unknown event type 'job_task.exploded'" in letters[unknown]["reason"]
     others = [letter for letter in letters.values() if letter["_id"] != unknown]
-    assert len(others) == 2, letters
-    unreadable, not_a_task = sorted(others, key=lambda letter: letter["reason"])
-    assert "could not be decoded" in unreadable["reason"] and "not a message" in unreadable["payload"]
-    assert "not a Celery task message" in not_a_task["reason"]
+    assert len(others) == 4, letters
+    unreadable = [letter for letter in others if "could not be decoded" in letter["reason"]]
+    assert len(unreadable) == 3
+    assert any("not a message" in letter["payload"] for letter in unreadable)
+    assert {"odd-headers", "odd-body"} <= {letter["_id"] for letter in unreadable}
+    assert sum("not a Celery task message" in letter["reason"] for letter in others) == 1
     assert pipeline.task("job-task-after")["status"] == "PENDING"
     assert worker.process.poll() is None
 

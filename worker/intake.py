@@ -40,6 +40,13 @@ def _refused(message, message_id: str, task_name: str | None, refusal: str) -> H
 
 def held_message(message) -> Held:
     """The delivery of one kombu message, and the task whose batch it joins. Never raises."""
+    try:
+        return _read(message)
+    except Exception as exc:  # a message shaped like no producer we know
+        return _refused(message, str(message.delivery_tag), None, f"message could not be read: {exc!r}")
+
+
+def _read(message) -> Held:
     headers = message.headers or {}
     properties = message.properties or {}
     message_id = str(headers.get("id") or properties.get("correlation_id") or message.delivery_tag)

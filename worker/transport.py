@@ -113,6 +113,16 @@ return 1
 """
 
 
+def unreadable(payload: dict, queue: str) -> dict:
+    """A kombu message that carries ``payload`` as text, under the same delivery tag."""
+    return {
+        "body": json.dumps(payload, default=repr), "content-type": UNREADABLE, "content-encoding": "utf-8",
+        "headers": {},
+        "properties": {"delivery_tag": payload["properties"]["delivery_tag"], "priority": 0,
+                       "delivery_info": {"exchange": queue, "routing_key": queue}},
+    }
+
+
 def chunks(items: list, size: int = CHUNK) -> Iterable[list]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -308,13 +318,26 @@ class Channel(kombu_redis.Channel):
             if not payloads:
                 raise Empty()
             for payload in payloads:
-                self.connection._deliver(payload, queue)
+                self._deliver_one(payload, queue)
             return True
         finally:
             self._in_poll = None
             flush = getattr(self, "_flush_brpop_reauth", None)
             if flush is not None:
                 flush()
+
+    def _deliver_one(self, payload: dict, queue: str) -> None:
+        try:
+            self.connection._deliver(payload, queue)
+        except self.connection_errors:
+            raise
+        except Exception as exc:
+            # An envelope kombu cannot even read (headers that are not an
+            # object, a body that is not base64...): deliver it as unreadable,
+            # under its own tag, so that it is refused and kept.
+            logger.warning("message %s is not a readable kombu message: %r",
+                           payload["properties"]["delivery_tag"], exc)
+            self.connection._deliver(unreadable(payload, queue), queue)
 
     def _get(self, queue):
         payloads = self.fetch(queue, 1)
