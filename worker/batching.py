@@ -275,15 +275,15 @@ class Buffer:
         self.on_batch_settled(batch, decisions)
         self.flush()
 
-    def _tell_broker(self, acks: list[Held], requeues: list[Held]) -> bool:
+    def _tell_broker(self, acks: list[Held], requeues: list[Held], retrying: bool = False) -> bool:
         try:
             copies = [copy for held in (*acks, *requeues) for copy in held.copies]
             self.channel.settle([held.message for held in acks] + copies, [held.message for held in requeues])
         except Exception as exc:
             # Kept, and retried every tick: until Redis has it, the messages stay
-            # unacknowledged there, which loses nothing.
-            logger.warning("could not settle %d messages with the broker (%r); will retry",
-                           len(acks) + len(requeues), exc)
+            # unacknowledged there, which loses nothing. Logged once per outage.
+            log = logger.debug if retrying or self.unsettled else logger.warning
+            log("could not settle %d messages with the broker (%r); will retry", len(acks) + len(requeues), exc)
             self.unsettled.append((acks, requeues))
             return False
         for held in (*acks, *requeues):
@@ -295,10 +295,10 @@ class Buffer:
     def _retry_unsettled(self) -> None:
         pending, self.unsettled = self.unsettled, []
         for index, (acks, requeues) in enumerate(pending):
-            if not self._tell_broker(acks, requeues):
+            if not self._tell_broker(acks, requeues, retrying=True):
                 self.unsettled += pending[index + 1:]
                 return
-        logger.info("settled with the broker again")
+        logger.info("settled %d held batches with the broker again", len(pending))
 
     def release(self) -> None:
         """At a warm stop: hand back what waits, and whatever is still unsettled."""
