@@ -18,7 +18,9 @@ acknowledge it. This transport instead:
   are read at every fetch, at least once per ``brpop_timeout`` (1 s);
 - settles a whole batch (its acks and requeues) with one script call, and
   refreshes the scores of the messages the worker still holds, so that the
-  sweep never takes back a message a live worker is working on;
+  sweep never takes back a message a live worker is working on (scores are
+  the holder's clock, compared with the sweeper's: worker clocks must agree
+  to well within the visibility timeout, as kombu already assumes);
 - keeps one long-lived client for these commands.
 
 A channel may be given an owner of the messages it delivers (``holdings``:
