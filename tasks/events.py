@@ -1,9 +1,9 @@
 """One Celery task per lifecycle event of a JobTask or a Job (contract v1, docs/EVENTS.md).
 
-The worker never runs these bodies one message at a time: ``EventTask``'s
-strategy buffers the messages and applies them in batches (worker.ingest.batching),
-and the rules live in worker.contract.lifecycle. A body runs only when a task is called
-in-process, and then applies its one event the same way.
+The worker never runs these bodies one message at a time: its consumer
+(worker.ingest.intake) buffers the messages and applies them in batches
+(worker.ingest.batching), and the rules live in worker.contract.lifecycle. A body runs only
+when a task is called in-process, and then applies its one event the same way.
 """
 
 from worker.ingest.batching import EventTask

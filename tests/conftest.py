@@ -76,3 +76,23 @@ def pipeline(pipeline_factory) -> Pipeline:
     made = pipeline_factory()
     made.start_worker(concurrency=2)
     return made
+
+
+@pytest.fixture
+def private_broker(tmp_path):
+    """A redis-server of this test's own, which the test may cut off or restart.
+
+    The session's Redis is shared by every test, so faults of the broker are
+    done on this one.
+    """
+    server = EmbeddedRedis(tmp_path / "private-redis").start()
+    yield server
+    server.stop(kill=True)
+
+
+@pytest.fixture
+def private_pipeline(private_broker, store_url, tmp_path):
+    """A pipeline (no worker started) whose broker is ``private_broker``."""
+    made = Pipeline(private_broker.url, store_url, tmp_path)
+    yield made
+    made.close()

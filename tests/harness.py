@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Short delivery timings for tests only (the defaults suit production).
 TEST_TIMINGS = {
-    "JOBTASK_VISIBILITY_TIMEOUT": "6",
+    "JOBTASK_VISIBILITY_TIMEOUT": "10",
     "JOBTASK_STORE_RETRY_BUDGET": "5",
     "JOBTASK_STORE_RETRY_BASE": "0.05",
     "JOBTASK_STORE_RETRY_CAP": "0.5",
@@ -137,8 +137,6 @@ class Pipeline:
     def backlog(self) -> int:
         """Messages of our queue still queued or delivered but not acknowledged."""
         queued = sum(self.redis.llen(key) for key in self.redis.scan_iter(match=self.queue + "*"))
-        # Fetched by a worker (worker.ingest.transport) but not yet recorded as unacked.
-        queued += sum(self.redis.llen(key) for key in self.redis.scan_iter(match=f"jobtask:inflight:*:{self.queue}"))
         unacked = 0
         for raw in self.redis.hvals("unacked"):
             try:
@@ -200,3 +198,11 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.1):
         time.sleep(interval)
     raise TimeoutError("condition not met in time")
 
+
+def cut_broker_connections(broker_url: str) -> int:
+    """Close every client connection of the broker but our own, as a network blip does."""
+    admin = redis.Redis.from_url(broker_url)
+    try:
+        return sum(admin.client_kill_filter(_type=kind, skipme=True) for kind in ("normal", "pubsub"))
+    finally:
+        admin.close()

@@ -1,10 +1,12 @@
 """The Celery app (found by ``celery -A worker worker``).
 
 Configured for at-least-once delivery of lifecycle events: JSON only, late
-acknowledgement (see ``worker.ingest.batching``), requeue when a pool process is
-lost, a prefetch of two batches per process, a Redis visibility timeout
-(JOBTASK_VISIBILITY_TIMEOUT) after which a dead worker's messages come back,
-and a Redis transport that fetches atomically (``worker.ingest.transport``).
+acknowledgement, a consumer that hands every message to the batch buffer
+(``worker.ingest.intake``, ``worker.ingest.batching``), a prefetch of
+JOBTASK_PREFETCH_BATCHES batches per pool process, a Redis visibility
+timeout (JOBTASK_VISIBILITY_TIMEOUT) after which a dead worker's messages
+come back, and a Redis transport that fetches atomically
+(``worker.ingest.transport``).
 """
 
 from __future__ import annotations
@@ -33,17 +35,21 @@ def create_app(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         task_default_queue=settings.queue,
         task_routes={"job_task.*": {"queue": settings.queue}, "job.*": {"queue": settings.queue}},
-        worker_prefetch_multiplier=2 * settings.batch_size,
+        worker_prefetch_multiplier=settings.prefetch_batches * settings.batch_size,
+        worker_consumer="worker.ingest.intake:Consumer",
         broker_transport="worker.ingest.transport:Transport",
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout,
             # Sweep for a dead worker's unacknowledged messages a few times per
-            # visibility timeout (kombu's default sweep is every 100 s).
-            "unacked_restore_interval": max(1.0, min(10.0, settings.visibility_timeout / 6)),
+            # visibility timeout (kombu's default sweep is every 100 s); each
+            # sweep first marks the messages this worker holds as in work.
+            "unacked_restore_interval": max(0.5, min(10.0, settings.visibility_timeout / 6)),
             "unacked_restore_throttle": 1,
-            "inflight_alive_ttl": max(2, min(30, int(settings.visibility_timeout))),
         },
         broker_connection_retry_on_startup=True,
+        # Through a broker outage of any length: retry for ever (every second,
+        # worker.ingest.intake), rather than stop after 100 tries.
+        broker_connection_max_retries=None,
         worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_send_task_events=False,
         enable_utc=True,
@@ -69,21 +75,3 @@ def _prepare_store(**_kwargs) -> None:
         retry_transient(lambda: ensure_indexes(db), Backoff(budget=settings.store_retry_budget))
     finally:
         db.client.close()
-
-
-@signals.task_unknown.connect
-def _dead_letter_unknown(message=None, name=None, id=None, **_kwargs) -> None:
-    """A message for a task we don't have: keep it where an operator looks."""
-    from datetime import datetime, timezone  # noqa: PLC0415
-
-    from worker.ingest.consume import process_database  # noqa: PLC0415
-    from worker.ingest.history import Delivery, dead_letter_record, write_dead_letters  # noqa: PLC0415
-    from worker.contract.lifecycle import REJECTED, Outcome  # noqa: PLC0415
-
-    try:
-        body = message.body if message is not None else b""
-        delivery = Delivery(str(id), str(name), [], {"body": repr(body)[:4096]}, datetime.now(timezone.utc))
-        outcome = Outcome(REJECTED, f"unknown event type {name!r}")
-        write_dead_letters(process_database(get_settings()), [dead_letter_record(delivery, outcome, None, "task")])
-    except Exception:
-        logger.exception("could not dead-letter unknown task %s (%s)", name, id)

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -38,11 +38,18 @@ class Settings(BaseSettings):
     # Pool processes of the worker that ``python -m worker run`` starts (celery -c).
     concurrency: int = Field(default=2, ge=1, le=64)
 
-    # Delivery. A message is redelivered if it is not acknowledged within the
-    # visibility timeout, so it must exceed the longest batch including its
-    # store retries (store_retry_budget).
+    # Delivery. A message a worker holds is redelivered only if the worker
+    # dies: a live worker marks the messages it holds as in work several times
+    # per visibility timeout. Only during a warm stop (which waits for running
+    # batches) does it not, so the timeout must exceed a batch's hard time
+    # limit (``batch_time_limit``).
     visibility_timeout: float = Field(default=300.0, gt=0)
     batch_size: int = Field(default=200, ge=1, le=10_000)
+    # Batches' worth of messages the worker holds per pool process: the more it
+    # holds, the more of a task's events a batch carries when many tasks report
+    # at once (worker.ingest.batching): with 1,000 tasks interleaved, a batch of 200
+    # touches about 100 tasks at 4, about 47 at 10.
+    prefetch_batches: int = Field(default=10, ge=1, le=100)
     batch_interval: float = Field(default=0.05, gt=0)
     store_retry_budget: float = Field(default=120.0, gt=0)
     store_retry_base: float = Field(default=0.2, gt=0)
@@ -74,16 +81,26 @@ class Settings(BaseSettings):
         except json.JSONDecodeError as exc:
             raise ValueError(f"not a JSON object of token -> scope ({exc.msg})") from None
 
-    @field_validator("store_retry_budget")
-    @classmethod
-    def _budget_fits_visibility(cls, value, info):
-        timeout = info.data.get("visibility_timeout")
-        if timeout is not None and value >= timeout:
+    @property
+    def batch_time_limit(self) -> float:
+        """Seconds after which the pool kills a batch as wedged.
+
+        A batch returns within its retry budget plus one store timeout
+        (worker.ingest.consume); the rest is a margin for the pool's own work.
+        """
+        return self.store_retry_budget + self.store_timeout_ms / 1000 + 2 + self.store_retry_budget / 10
+
+    @model_validator(mode="after")
+    def _holds_fit_visibility(self):
+        if self.visibility_timeout <= self.batch_time_limit:
             raise ValueError(
-                "must be shorter than JOBTASK_VISIBILITY_TIMEOUT, or messages held "
-                "during a store outage are redelivered while still in work"
+                f"JOBTASK_VISIBILITY_TIMEOUT ({self.visibility_timeout:g} s) must exceed a batch's "
+                f"time limit ({self.batch_time_limit:g} s: JOBTASK_STORE_RETRY_BUDGET, plus "
+                "JOBTASK_STORE_TIMEOUT_MS, plus a margin of 2 s and a tenth of the budget), or a "
+                "warm stop that waits for a batch retrying a store outage lets its messages be "
+                "redelivered while still in work"
             )
-        return value
+        return self
 
 
 class SettingsError(SystemExit):
@@ -97,7 +114,10 @@ def load_settings(**overrides) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "?"
+            if not error["loc"]:  # a check across variables names them itself
+                problems.append(error["msg"].removeprefix("Value error, "))
+                continue
+            field = str(error["loc"][0])
             problems.append(f"JOBTASK_{field.upper()}: {error['msg']}")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
 

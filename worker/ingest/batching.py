@@ -1,21 +1,37 @@
-"""Batched execution of event tasks, with acks-late delivery kept whole.
+"""Batched execution of event messages, with acks-late delivery kept whole.
 
 Celery runs one task per message. To apply events with one store round trip
-per task and batch instead of one per message, the event tasks use
-``batch_strategy``: the worker's main process buffers the prefetched messages
-of all event types in one buffer and hands them to a pool process in batches
-of up to JOBTASK_BATCH_SIZE, or whatever is there every JOBTASK_BATCH_INTERVAL
+per task and batch instead of one per message, the worker's main process
+holds the prefetched messages in one buffer (``Buffer``, fed by
+``worker.ingest.intake``) and hands them to a pool process in batches of up to
+JOBTASK_BATCH_SIZE, or whatever is there every JOBTASK_BATCH_INTERVAL
 seconds.
+
+A batch keeps each task's events together: it takes the task of the oldest
+waiting message with all of that task's waiting events, then the next oldest
+task, and so on (``take_batch``). A batch costs the store about one update
+per task it touches, so when many tasks report at once, the buffer holding
+several batches' worth (JOBTASK_PREFETCH_BATCHES per pool process) makes a
+batch touch fewer tasks. Across tasks it is first come, first served: no task
+starves.
 
 Acknowledgement is what makes delivery at-least-once:
 
 - a message is acknowledged only after its batch settled in the store
-  (history, dead letters and all);
+  (history, dead letters and all), and the acks and requeues of a batch go
+  to Redis in one call (``worker.ingest.transport``);
 - a batch that could not settle (store out for the whole retry budget, an
   unexpected error) hands its messages back to the broker with a requeue;
-- a pool process that dies mid-batch (SIGKILL, OOM) requeues its messages;
-- a worker that dies whole leaves them unacknowledged, and the Redis
-  transport redelivers them after the visibility timeout.
+- a pool process that dies mid-batch (SIGKILL, OOM), or a batch that runs
+  past its hard time limit, requeues its messages;
+- a worker that dies whole leaves them unacknowledged, and the transport's
+  sweep hands them back after the visibility timeout. While the worker lives,
+  the buffer marks every message it holds as still in work (``refresh``), so
+  a message is taken back only from a dead worker;
+- the buffer outlives a lost broker connection: what it holds is settled
+  through the next connection (acks name messages, not connections), and a
+  settlement the broker could not take is retried until it can;
+- at a warm stop, what never reached a pool process is handed back.
 
 We wrote this rather than use ``celery-batches``: that package acknowledges a
 batch when its function returns even if it raised, leaves a batch of a lost
@@ -26,16 +42,13 @@ task name apart, where we want the events of a task together in one batch.
 from __future__ import annotations
 
 import logging
-from collections import deque
-from dataclasses import dataclass
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable
 
 from celery import Task
 from celery.utils.imports import symbol_by_name
-from celery.worker.request import create_request_cls
-
-from worker.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -46,45 +59,175 @@ REQUEUE = "requeue"
 RUN_BATCH = "worker.ingest.consume:run_batch"
 
 
-@dataclass
-class Pending:
-    """A message waiting in the buffer, with the means to settle it."""
+@dataclass(slots=True)
+class Held:
+    """A message the main process holds until its batch is settled."""
 
+    message: object  # the kombu message: its delivery tag and payload settle it
     delivery: tuple  # (message_id, task_name, args, kwargs, received_at, refusal)
-    acknowledge: Callable[[], None]
-    requeue: Callable[[], None]
+    group: str  # the job_task_id its batch keeps together (the message id if none)
+    copies: list = field(default_factory=list)  # other kombu messages of the same id, acked with it
+
+
+@dataclass(slots=True)
+class InWork:
+    """A batch handed to the pool, until its result (or its loss) is known."""
+
+    batch: list[Held]
+    sent_at: float  # monotonic
+    job: object = None  # the pool's handle on it (billiard's ApplyResult)
+
+
+def _dropped_by_pool(job) -> bool:
+    """Whether the pool forgot a job without running it (billiard's ApplyResult).
+
+    Celery's flush discards a job from the pool's cache without a callback;
+    one it kept (written, or being written) still runs and reports.
+    """
+    if job is None or job.ready() or job.accepted():
+        return False
+    return job._cache.get(job._job) is not job
+
+
+def take_batch(waiting: OrderedDict[str, list[Held]], size: int) -> list[Held]:
+    """The next batch: whole tasks, oldest first, up to ``size`` messages.
+
+    ``waiting`` maps a task to its waiting messages in arrival order, the
+    task of the oldest message first. A task that does not fit whole gives
+    what fits and stays first in line.
+    """
+    batch: list[Held] = []
+    while waiting and len(batch) < size:
+        group, messages = next(iter(waiting.items()))
+        room = size - len(batch)
+        if len(messages) <= room:
+            batch += messages
+            del waiting[group]
+        else:
+            batch += messages[:room]
+            del messages[:room]
+    return batch
 
 
 class Buffer:
-    """The main process's buffer of messages, shared by all event task types."""
+    """The main process's messages, from their delivery until their batch is settled."""
 
-    def __init__(self, consumer, batch_size: int, interval: float, time_limit: float) -> None:
-        self.pool = consumer.pool
+    def __init__(self, pool, batch_size: int, interval: float, time_limit: float) -> None:
+        self.pool = pool
         self.batch_size = batch_size
+        self.interval = interval
         self.time_limit = time_limit
-        self.slots = max(1, getattr(consumer.pool, "limit", 1) or 1)
-        self.waiting: deque[Pending] = deque()
-        self.in_flight = 0
+        self.slots = max(1, getattr(pool, "limit", 1) or 1)
+        self.waiting: OrderedDict[str, list[Held]] = OrderedDict()
+        self.waiting_count = 0
+        self.in_flight: dict[int, InWork] = {}
+        self.unsettled: list[tuple[list[Held], list[Held]]] = []  # (acks, requeues) to retry
+        self.held_tags: set[str] = set()  # delivery tags of every message above
+        self.by_id: dict[str, Held] = {}  # the same, by message id
+        self.channel = None
+        self.sending = True
+        self._tick = None
+        self._batch_ids = iter(range(1, 1 << 62))
         self.run_batch = symbol_by_name(RUN_BATCH)
-        consumer.timer.call_repeatedly(interval, self.flush)
 
-    def add(self, pending: Pending) -> None:
-        self.waiting.append(pending)
-        if len(self.waiting) >= self.batch_size:
+    # -- the broker connection ----------------------------------------------------
+
+    def attach(self, timer, channel) -> None:
+        """Work through a new broker connection: its channel and its event loop's timer.
+
+        Celery cancels the timer entries of a lost connection, so the periodic
+        flush is registered again for each one.
+        """
+        if self._tick is not None:
+            timer.cancel(self._tick)
+        self.channel = channel
+        channel.holdings = self
+        self._tick = timer.call_repeatedly(self.interval, self.tick)
+
+    def held_count(self) -> int:
+        """Messages held, for the prefetch limit: waiting, in work, or settled but not yet told to Redis."""
+        return len(self.held_tags)
+
+    def refresh(self, channel) -> None:
+        """Mark every message still held as in work, so the sweep leaves it alone."""
+        if self.held_tags:
+            channel.refresh(list(self.held_tags))
+
+    # -- messages in ----------------------------------------------------------------
+
+    def add(self, held: Held) -> None:
+        tag = held.message.delivery_tag
+        if tag in self.held_tags:  # pushed twice under one tag: one unacknowledged entry
+            return
+        self.held_tags.add(tag)
+        original = self.by_id.get(held.delivery[0])
+        if original is not None:
+            # A producer that sent again after a lost reply: the same message
+            # under another tag. It goes no further than its original, and is
+            # acknowledged with it (never two copies of a message in a batch).
+            original.copies.append(held.message)
+            return
+        self.by_id[held.delivery[0]] = held
+        group = self.waiting.get(held.group)
+        if group is None:
+            self.waiting[held.group] = [held]
+        else:
+            group.append(held)
+        self.waiting_count += 1
+        if self.waiting_count >= self.batch_size and len(self.in_flight) < self.slots:
             self.flush()
+
+    def tick(self) -> None:
+        """Every JOBTASK_BATCH_INTERVAL: retry settlements, give up on lost batches, send what waits."""
+        if self.unsettled:
+            self._retry_unsettled()
+        if self.in_flight:
+            self._give_up_on_silent_batches()
+        self.flush()
+
+    def _give_up_on_silent_batches(self) -> None:
+        # The pool kills a batch at its time limit and tells us; one it never
+        # tells us about (a lost result) would otherwise be held, and kept
+        # fresh, forever.
+        overdue = time.monotonic() - 2 * self.time_limit
+        for batch_id, work in list(self.in_flight.items()):
+            if work.sent_at < overdue:
+                logger.error("no word from the pool on a batch of %d for %.0f s; requeueing it",
+                             len(work.batch), time.monotonic() - work.sent_at)
+                self._settle(batch_id, [REQUEUE] * len(work.batch))
+
+    def take_back_dropped(self) -> None:
+        """After Celery flushed the pool for a lost connection: wait again for what it dropped.
+
+        Celery drops the pool's jobs not yet written to a process, since a
+        broker would redeliver their messages; ours are held across the
+        reconnection instead, so their batches go back to the front of the line.
+        """
+        for batch_id, work in list(self.in_flight.items()):
+            if not _dropped_by_pool(work.job):
+                continue
+            del self.in_flight[batch_id]
+            for held in reversed(work.batch):
+                group = self.waiting.setdefault(held.group, [])
+                group.insert(0, held)
+                self.waiting.move_to_end(held.group, last=False)
+            self.waiting_count += len(work.batch)
+            logger.info("batch of %d dropped by the pool with the connection; sending it again", len(work.batch))
 
     def flush(self) -> None:
         """Send batches while a pool process is free; the rest waits for one."""
-        while self.waiting and self.in_flight < self.slots:
-            count = min(self.batch_size, len(self.waiting))
-            batch = [self.waiting.popleft() for _ in range(count)]
-            self.in_flight += 1
+        while self.sending and self.waiting_count and len(self.in_flight) < self.slots:
+            batch = take_batch(self.waiting, self.batch_size)
+            self.waiting_count -= len(batch)
+            batch_id = next(self._batch_ids)
+            work = self.in_flight[batch_id] = InWork(batch, time.monotonic())
+            self.on_batch_sent(batch)
             try:
-                self.pool.apply_async(
+                work.job = self.pool.apply_async(
                     self.run_batch,
-                    args=([pending.delivery for pending in batch],),
-                    callback=lambda decisions, batch=batch: self._settled(batch, decisions),
-                    error_callback=lambda exc_info, batch=batch: self._lost(batch, exc_info),
+                    args=([held.delivery for held in batch],),
+                    callback=lambda decisions, batch_id=batch_id: self._settled(batch_id, decisions),
+                    error_callback=lambda exc_info, batch_id=batch_id: self._lost(batch_id, exc_info),
                     # A batch still running well after its retry budget is stuck
                     # (a hung socket, a wedged process): the pool kills it and we
                     # requeue it.
@@ -92,73 +235,96 @@ class Buffer:
                 )
             except Exception:
                 logger.exception("could not hand a batch to the pool; requeueing it")
-                self._settle(batch, [REQUEUE] * len(batch))
+                self._settle(batch_id, [REQUEUE] * len(batch))
 
-    def _settled(self, batch: list[Pending], decisions) -> None:
+    # -- messages out ---------------------------------------------------------------
+
+    def on_batch_sent(self, batch: list[Held]) -> None:
+        """A batch went to a pool process.
+
+        The place for per-message Celery task events (task-received,
+        task-started), sent in bulk for the whole batch.
+        """
+
+    def on_batch_settled(self, batch: list[Held], decisions: list[str]) -> None:
+        """A batch is settled (its messages acknowledged or requeued).
+
+        The place for per-message task-succeeded / task-retried events.
+        """
+
+    def _settled(self, batch_id: int, decisions) -> None:
+        batch = self.in_flight[batch_id].batch if batch_id in self.in_flight else ()
         if not isinstance(decisions, list) or len(decisions) != len(batch):
             logger.error("batch returned %r; requeueing it", decisions)
             decisions = [REQUEUE] * len(batch)
-        self._settle(batch, decisions)
+        self._settle(batch_id, decisions)
 
-    def _lost(self, batch: list[Pending], exc_info) -> None:
+    def _lost(self, batch_id: int, exc_info) -> None:
+        batch = self.in_flight[batch_id].batch if batch_id in self.in_flight else ()
         logger.error("pool process lost a batch of %d (%s); requeueing it", len(batch), exc_info)
-        self._settle(batch, [REQUEUE] * len(batch))
+        self._settle(batch_id, [REQUEUE] * len(batch))
 
-    def _settle(self, batch: list[Pending], decisions: list[str]) -> None:
-        self.in_flight = max(0, self.in_flight - 1)
-        for pending, decision in zip(batch, decisions):
-            try:
-                (pending.acknowledge if decision == ACK else pending.requeue)()
-            except Exception:
-                logger.exception("could not settle message %s", pending.delivery[0])
+    def _settle(self, batch_id: int, decisions: list[str]) -> None:
+        work = self.in_flight.pop(batch_id, None)
+        if work is None:  # settled already (a late callback)
+            return
+        batch = work.batch
+        acks = [held for held, decision in zip(batch, decisions) if decision == ACK]
+        requeues = [held for held, decision in zip(batch, decisions) if decision != ACK]
+        self._tell_broker(acks, requeues)
+        self.on_batch_settled(batch, decisions)
         self.flush()
 
-
-_buffers: dict[int, Buffer] = {}
-
-
-def batch_strategy(task, app, consumer, **_options):
-    """Celery strategy for the event tasks: buffer instead of executing."""
-    buffer = _buffers.get(id(consumer))
-    if buffer is None:
-        settings = get_settings()
-        buffer = Buffer(consumer, settings.batch_size, settings.batch_interval,
-                        settings.visibility_timeout + settings.store_retry_budget)
-        _buffers[id(consumer)] = buffer
-    Request = create_request_cls(
-        symbol_by_name(task.Request), task, consumer.pool, consumer.hostname,
-        consumer.event_dispatcher, app=app,
-    )
-
-    def task_message_handler(message, body, ack, reject, callbacks, **_kw):
-        received_at = datetime.now(timezone.utc)
-        headers = message.headers or {}
-        message_id = str(headers.get("id") or message.properties.get("correlation_id") or id(message))
+    def _tell_broker(self, acks: list[Held], requeues: list[Held], retrying: bool = False) -> bool:
         try:
-            request = Request(
-                message, on_ack=ack, on_reject=reject, app=app, hostname=consumer.hostname,
-                eventer=consumer.event_dispatcher, task=task,
-                connection_errors=consumer.connection_errors,
-                body=message.body, headers=headers, decoded=False, utc=True,
-            )
-            args, kwargs = list(request.args or []), request.kwargs
-            delivery = (request.id, request.name, args, kwargs, received_at, None)
-            acknowledge, requeue = request.acknowledge, lambda: request.reject(requeue=True)
-        except Exception as exc:  # not JSON, or not a task message at all
-            refusal = f"message could not be decoded ({message.content_type}): {exc}"
-            delivery = (message_id, task.name, [], {"body": repr(message.body)[:2048]}, received_at, refusal)
-            acknowledge, requeue = (lambda: ack(logger, consumer.connection_errors),
-                                    lambda: reject(logger, consumer.connection_errors, requeue=True))
-        buffer.add(Pending(delivery, acknowledge, requeue))
+            copies = [copy for held in (*acks, *requeues) for copy in held.copies]
+            self.channel.settle([held.message for held in acks] + copies, [held.message for held in requeues])
+        except Exception as exc:
+            # Kept, and retried every tick: until Redis has it, the messages stay
+            # unacknowledged there, which loses nothing. Logged once per outage.
+            log = logger.debug if retrying or self.unsettled else logger.warning
+            log("could not settle %d messages with the broker (%r); will retry", len(acks) + len(requeues), exc)
+            self.unsettled.append((acks, requeues))
+            return False
+        for held in (*acks, *requeues):
+            self.held_tags.discard(held.message.delivery_tag)
+            self.held_tags.difference_update(copy.delivery_tag for copy in held.copies)
+            self.by_id.pop(held.delivery[0], None)
+        return True
 
-    return task_message_handler
+    def _retry_unsettled(self) -> None:
+        pending, self.unsettled = self.unsettled, []
+        for index, (acks, requeues) in enumerate(pending):
+            if not self._tell_broker(acks, requeues, retrying=True):
+                self.unsettled += pending[index + 1:]
+                return
+        logger.info("settled %d held batches with the broker again", len(pending))
+
+    def release(self) -> None:
+        """At a warm stop: hand back what waits, and whatever is still unsettled."""
+        self.sending = False
+        waiting = [held for group in self.waiting.values() for held in group]
+        self.waiting.clear()
+        self.waiting_count = 0
+        lost = [held for work in self.in_flight.values() for held in work.batch]
+        self.in_flight.clear()
+        if self.unsettled:
+            self._retry_unsettled()
+        if self.channel is None or not (waiting or lost):
+            return
+        if self._tell_broker([], waiting + lost):
+            logger.info("handed %d held messages back to the broker", len(waiting) + len(lost))
 
 
 class EventTask(Task):
-    """Base of the event tasks: the worker executes them in batches (above)."""
+    """Base of the event tasks.
+
+    The worker never runs their bodies: its consumer (``worker.ingest.intake``)
+    hands every message to the buffer above. A body runs only when a task is
+    called in-process, and then applies its one event the same way.
+    """
 
     abstract = True
-    Strategy = "worker.ingest.batching:batch_strategy"
     acks_late = True
     reject_on_worker_lost = True
     ignore_result = True

@@ -1,76 +1,296 @@
-"""Redis transport that cannot lose a message to a worker killed mid-fetch.
+"""Redis transport that fetches atomically, in bulk, and settles a batch at once.
 
 kombu's Redis transport takes a message off the queue with BRPOP and only
-then, in Python, records it as unacknowledged. A worker killed between the
-two (SIGKILL, OOM) loses that message: our crash test caught it about one run
-in five. This transport fetches with BLMOVE instead, which atomically moves
-the message into an in-flight list owned by the fetching channel; the message
-leaves that list only once kombu has recorded it as unacknowledged. Each
-channel keeps a liveness key fresh; a sweep (with kombu's own sweep for
-expired unacknowledged messages) hands the in-flight lists of dead channels
-back to their queues. A message may so come twice, never zero times; the
-worker's idempotent updates make twice harmless.
+then, in Python, records it as unacknowledged: a worker killed between the
+two loses it, and each message costs a pipeline to record it and another to
+acknowledge it. This transport instead:
+
+- takes up to N messages (what the prefetch limit allows) with one Lua
+  script that moves them from the queue's lists, highest priority first,
+  straight into kombu's ``unacked`` hash and ``unacked_index`` zset, in the
+  format kombu writes them. A message is always either queued or
+  unacknowledged, so a worker killed at any moment loses nothing: kombu's
+  sweep of expired unacknowledged messages (``restore_visible``) hands a
+  dead worker's messages back after the visibility timeout;
+- waits for work with ``BLMOVE q q RIGHT RIGHT``, which blocks until the
+  queue's list is non-empty and leaves it as it is (Redis 6.2 has no
+  BLMPOP). Only the priority-0 list is waited on; the other priority lists
+  are read at every fetch, at least once per ``brpop_timeout`` (1 s);
+- settles a whole batch (its acks and requeues) with one script call, and
+  refreshes the scores of the messages the worker still holds, so that the
+  sweep never takes back a message a live worker is working on (scores are
+  the holder's clock, compared with the sweeper's: worker clocks must agree
+  to well within the visibility timeout, as kombu already assumes);
+- keeps one long-lived client for these commands.
+
+A channel may be given an owner of the messages it delivers (``holdings``:
+the worker's buffer, ``worker.ingest.batching``), which then keeps them across
+reconnections: such a channel restores nothing when it closes, and marks the
+owner's messages as in work before each sweep. Without an owner, a channel
+requeues what it holds when it closes, as kombu's does.
 
 Selected by ``broker_transport`` in ``worker.celery``; the URL stays
-``redis://``. Limits: message priorities are not used (every message goes to
-the queue's one list), and ``global_keyprefix`` is not supported.
+``redis://``. Producers may use any priority: kombu's Redis transport puts
+a message of priority p in the list ``<queue>\\x06\\x16<step>``, and every
+such list of the queue is read. ``global_keyprefix`` is not supported.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import time
-import uuid
+from collections.abc import Iterable
+from queue import Empty
+from time import monotonic, time
 
+from kombu.exceptions import InconsistencyError
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
-from kombu.utils.json import loads
+from kombu.utils.json import dumps
 
 logger = logging.getLogger(__name__)
 
-INFLIGHT = "jobtask:inflight:"
-ALIVE = "jobtask:alive:"
+#: Most messages one fetch takes: bounds the time Redis spends in the script.
+FETCH_LIMIT = 500
+#: Tags per refresh or settle command.
+CHUNK = 1000
+#: Content type given to a queued item that is not a kombu message at all, so
+#: that it can be refused and kept (never dropped, never a poison message).
+UNREADABLE = "application/x-jobtask-unreadable"
+
+# KEYS: unacked hash, unacked_index zset, then the queue's lists, highest
+# priority first. ARGV: most messages to take, the score (now), the queue.
+# Returns the payloads taken, oldest first within each list.
+FETCH = """
+local limit = tonumber(ARGV[1])
+local taken = {}
+for i = 3, #KEYS do
+  while #taken < limit do
+    local raw = redis.call('RPOP', KEYS[i])
+    if not raw then break end
+    local ok, message = pcall(cjson.decode, raw)
+    local tag, exchange, routing_key
+    if ok and type(message) == 'table' and type(message.properties) == 'table' then
+      tag = message.properties.delivery_tag
+      local info = message.properties.delivery_info
+      if type(info) == 'table' then
+        exchange, routing_key = info.exchange, info.routing_key
+      end
+    end
+    if type(tag) ~= 'string' or tag == '' then
+      tag = 'jobtask-unreadable-' .. redis.sha1hex(raw .. ARGV[2] .. #taken)
+      raw = cjson.encode({body = raw, ['content-type'] = '""" + UNREADABLE + """',
+                          ['content-encoding'] = 'utf-8', headers = {},
+                          properties = {delivery_tag = tag, priority = 0,
+                                        delivery_info = {exchange = ARGV[3], routing_key = ARGV[3]}}})
+    end
+    if type(exchange) ~= 'string' then exchange = ARGV[3] end
+    if type(routing_key) ~= 'string' then routing_key = ARGV[3] end
+    redis.call('HSET', KEYS[1], tag,
+               '[' .. raw .. ',' .. cjson.encode(exchange) .. ',' .. cjson.encode(routing_key) .. ']')
+    redis.call('ZADD', KEYS[2], ARGV[2], tag)
+    taken[#taken + 1] = raw
+  end
+end
+return taken
+"""
+
+# KEYS: unacked hash, unacked_index zset. ARGV: the number of acks, the acked
+# tags, then (tag, list, payload) per requeue. A requeue pushes the message
+# back only if it is still unacknowledged, so that a message the sweep already
+# restored is not queued twice.
+SETTLE = """
+local acks = tonumber(ARGV[1])
+for i = 2, acks + 1 do
+  redis.call('HDEL', KEYS[1], ARGV[i])
+  redis.call('ZREM', KEYS[2], ARGV[i])
+end
+for i = acks + 2, #ARGV, 3 do
+  if redis.call('HDEL', KEYS[1], ARGV[i]) == 1 then
+    redis.call('LPUSH', ARGV[i + 1], ARGV[i + 2])
+  end
+  redis.call('ZREM', KEYS[2], ARGV[i])
+end
+return 1
+"""
+
+
+def unreadable(payload: dict, queue: str) -> dict:
+    """A kombu message that carries ``payload`` as text, under the same delivery tag."""
+    return {
+        "body": json.dumps(payload, default=repr), "content-type": UNREADABLE, "content-encoding": "utf-8",
+        "headers": {},
+        "properties": {"delivery_tag": payload["properties"]["delivery_tag"], "priority": 0,
+                       "delivery_info": {"exchange": queue, "routing_key": queue}},
+    }
+
+
+def chunks(items: list, size: int = CHUNK) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 class QoS(kombu_redis.QoS):
+    """Prefetch accounting in memory; Redis is written only by fetch and settle."""
+
+    def can_consume(self) -> bool:
+        holdings = self.channel.holdings
+        if holdings is None:
+            return super().can_consume()
+        return not self.prefetch_count or holdings.held_count() < self.prefetch_count
+
+    def can_consume_max_estimate(self):
+        holdings = self.channel.holdings
+        if holdings is None:
+            return super().can_consume_max_estimate()
+        if self.prefetch_count:
+            return max(self.prefetch_count - holdings.held_count(), 0)
+        return None
+
+    def append(self, message, delivery_tag):
+        # Already in ``unacked`` (the fetch script put it there): memory only.
+        if self._dirty:
+            self._flush()
+        self._quick_append(delivery_tag, message)
+
+    def ack(self, delivery_tag):
+        self.channel.settle(self._held(delivery_tag), [])
+
+    def reject(self, delivery_tag, requeue=False):
+        held = self._held(delivery_tag)
+        if requeue:
+            self.channel.settle([], held)
+        else:
+            self.channel.settle(held, [])
+
+    def _held(self, delivery_tag) -> list:
+        message = self._delivered.get(delivery_tag)
+        return [message] if message is not None else [delivery_tag]
+
+    def forget(self, delivery_tag) -> None:
+        """The message is settled: drop it from the channel's memory."""
+        self._delivered.pop(delivery_tag, None)
+
+    def restore_unacked(self, client=None):
+        """Hand back what this channel holds, unless an owner keeps it across reconnections."""
+        self._flush()
+        held = list(self._delivered.values())
+        self._delivered.clear()
+        if held and self.channel.holdings is None:
+            self.channel.settle([], held)
+
+    def restore_unacked_once(self, stderr=None):
+        self._on_collect.cancel()
+        if getattr(self._delivered, "restored", False):
+            return
+        self._delivered.restored = True
+        try:
+            self.restore_unacked()
+        except Exception:
+            # The broker is gone: the messages stay unacknowledged and the
+            # sweep hands them back after the visibility timeout.
+            logger.warning("could not hand back held messages at close; the sweep will", exc_info=True)
+
     def restore_visible(self, start=0, num=10, interval=10):
+        # Our own held messages first, so that a sweep right after a long
+        # broker outage does not take back what we are still working on.
+        holdings = self.channel.holdings
+        if holdings is not None:
+            holdings.refresh(self.channel)
         super().restore_visible(start=start, num=num, interval=interval)
-        if (self._vrestore_count - 1) % (interval or 1) == 0:
-            self.channel.reclaim_orphans()
 
 
 class Channel(kombu_redis.Channel):
     QoS = QoS
-    priority_steps = [0]
-    #: Seconds a channel may go without refreshing its liveness key before
-    #: another worker reclaims its in-flight messages (transport option).
-    inflight_alive_ttl = 30
-    from_transport_options = kombu_redis.Channel.from_transport_options + ("inflight_alive_ttl",)
 
     def __init__(self, *args, **kwargs):
-        self.owner = uuid.uuid4().hex
-        self._refreshed_at = 0.0
+        #: The owner of held messages (the worker's buffer), if any.
+        self.holdings = None
         self._fetching_from = None
-        self._fetched_queues: set[str] = set()
         self._commands = None
+        self._scripts = {}
         super().__init__(*args, **kwargs)
+
+    # -- our own commands, on one long-lived client ----------------------------
 
     @property
     def commands(self):
-        """One client on the channel's pool for our own commands (kombu makes one per call)."""
+        """One client on the channel's pool for our commands (kombu makes one per call)."""
         if self._commands is None:
             self._commands = self._create_client()
         return self._commands
 
-    def _inflight_key(self, queue: str) -> str:
-        return f"{INFLIGHT}{self.owner}:{queue}"
+    def _script(self, source: str):
+        if source not in self._scripts:
+            self._scripts[source] = self.commands.register_script(source)
+        return self._scripts[source]
 
-    def _keep_alive(self) -> None:
-        now = time.monotonic()
-        ttl = max(2, int(self.inflight_alive_ttl))
-        if now - self._refreshed_at >= ttl / 3:
-            self.commands.set(ALIVE + self.owner, 1, ex=ttl)
-            self._refreshed_at = now
+    def queue_lists(self, queue: str) -> list[str]:
+        """The queue's lists, highest priority first: every list a kombu producer may push to."""
+        return [queue] + [f"{queue}{self.sep}{step}" for step in range(1, self.max_priority + 1)]
+
+    def fetch(self, queue: str, limit: int) -> list[dict]:
+        """Move up to ``limit`` messages from the queue to unacknowledged, atomically."""
+        keys = [self.unacked_key, self.unacked_index_key, *self.queue_lists(queue)]
+        try:
+            raw_items = self._script(FETCH)(keys=keys, args=[limit, time(), queue])
+        except self.ResponseError as exc:
+            # A refused script (out of memory, a read-only replica) must not stop
+            # the worker: reconnect with Celery's backoff, as after a lost connection.
+            raise InconsistencyError(f"Redis refused the fetch: {exc}") from exc
+        # The envelope holds no Celery-typed values: the plain (C) decoder does,
+        # at a fraction of kombu's per-call cost.
+        return [json.loads(bytes_to_str(raw)) for raw in raw_items or ()]
+
+    def settle(self, acks: list, requeues: list) -> None:
+        """Acknowledge ``acks`` and requeue ``requeues`` (kombu messages) with one script call each way.
+
+        A message may come from an earlier channel of the same broker: the
+        unacknowledged hash is the broker's, not the channel's. A bare
+        delivery tag can be acknowledged but not requeued.
+        """
+        pushes, targets = [], {}
+        for message in requeues:
+            if isinstance(message, str):
+                raise ValueError(f"cannot requeue {message!r} without its message")
+            payload = message._raw
+            try:
+                payload["headers"]["redelivered"] = True
+                payload["properties"]["delivery_info"]["redelivered"] = True
+            except (KeyError, TypeError):
+                pass
+            priority = self._get_message_priority(payload, reverse=False)
+            body = dumps(payload)
+            info = message.delivery_info or {}
+            route = (info.get("exchange"), info.get("routing_key"))
+            if route not in targets:
+                targets[route] = self._queues_of(*route)
+            for queue in targets[route]:
+                pushes += [message.delivery_tag, self._q_for_pri(queue, priority), body]
+        ack_tags = [item if isinstance(item, str) else item.delivery_tag for item in acks]
+        keys = [self.unacked_key, self.unacked_index_key]
+        settle = self._script(SETTLE)
+        ack_parts, push_parts = list(chunks(ack_tags)), list(chunks(pushes, 3 * CHUNK))
+        for index in range(max(len(ack_parts), len(push_parts))):
+            ack_part = ack_parts[index] if index < len(ack_parts) else []
+            push_part = push_parts[index] if index < len(push_parts) else []
+            settle(keys=keys, args=[len(ack_part), *ack_part, *push_part])
+        for message in (*acks, *requeues):
+            if not isinstance(message, str) and message.channel is not None:
+                message.channel.qos.forget(message.delivery_tag)
+
+    def _queues_of(self, exchange, routing_key) -> list[str]:
+        """Where a requeued message goes: where kombu's restore would put it."""
+        queues = self._lookup(exchange, routing_key) if exchange is not None else []
+        return queues or [routing_key or self._fetching_from]
+
+    def refresh(self, tags: list[str]) -> None:
+        """Mark held messages as still in work (only those still unacknowledged)."""
+        now = time()
+        for part in chunks(tags):
+            self.commands.zadd(self.unacked_index_key, {tag: now for tag in part}, xx=True)
+
+    # -- consuming ------------------------------------------------------------------
 
     def _brpop_start(self, timeout=None):
         if timeout is None:
@@ -78,33 +298,29 @@ class Channel(kombu_redis.Channel):
         queues = self._queue_cycle.consume(len(self.active_queues))
         if not queues:
             return
-        self._keep_alive()
         queue = queues[0]
         self._fetching_from = queue
-        self._fetched_queues.add(queue)
         self._in_poll = self.client.connection
-        self._brpop_sent_at = time.monotonic()
-        self.client.connection.send_command(
-            "BLMOVE", self._q_for_pri(queue, 0), self._inflight_key(queue), "RIGHT", "LEFT", timeout or 0
-        )
+        self._brpop_sent_at = monotonic()
+        self.client.connection.send_command("BLMOVE", queue, queue, "RIGHT", "RIGHT", timeout or 0)
 
     def _brpop_read(self, **options):
         queue = self._fetching_from
         try:
             try:
-                item = self.client.parse_response(self.client.connection, "BLMOVE", **options)
+                self.client.parse_response(self.client.connection, "BLMOVE", **options)
             except self.connection_errors:
                 self.client.connection.disconnect()
                 raise
-            if not item:
-                self._queue_cycle.rotate(queue)
-                raise kombu_redis.Empty()
             self._queue_cycle.rotate(queue)
-            try:
-                self.connection._deliver(loads(bytes_to_str(item)), queue)
-            finally:
-                # Now in kombu's unacked hash (or handed back): out of flight.
-                self.commands.lrem(self._inflight_key(queue), 1, item)
+            # Fetch even when the wait timed out: it did not watch the other
+            # priority lists.
+            limit = self.qos.can_consume_max_estimate()
+            payloads = self.fetch(queue, min(limit or FETCH_LIMIT, FETCH_LIMIT))
+            if not payloads:
+                raise Empty()
+            for payload in payloads:
+                self._deliver_one(payload, queue)
             return True
         finally:
             self._in_poll = None
@@ -112,35 +328,34 @@ class Channel(kombu_redis.Channel):
             if flush is not None:
                 flush()
 
-    def reclaim_orphans(self) -> int:
-        """Hand the in-flight lists of channels that stopped refreshing back to their queues."""
-        moved = 0
+    def _deliver_one(self, payload: dict, queue: str) -> None:
         try:
-            with self.conn_or_acquire() as client:
-                for key in client.scan_iter(match=INFLIGHT + "*", count=100):
-                    name = bytes_to_str(key)
-                    owner, _, queue = name[len(INFLIGHT):].partition(":")
-                    if owner == self.owner or client.exists(ALIVE + owner):
-                        continue
-                    while client.lmove(name, self._q_for_pri(queue, 0), "RIGHT", "RIGHT") is not None:
-                        moved += 1
-            if moved:
-                logger.warning("returned %d messages a dead worker had in flight", moved)
+            self.connection._deliver(payload, queue)
         except self.connection_errors:
-            logger.warning("could not sweep in-flight messages; will try again", exc_info=True)
-        return moved
+            raise
+        except Exception as exc:
+            # An envelope kombu cannot even read (headers that are not an
+            # object, a body that is not base64...): deliver it as unreadable,
+            # under its own tag, so that it is refused and kept.
+            logger.warning("message %s is not a readable kombu message: %r",
+                           payload["properties"]["delivery_tag"], exc)
+            self.connection._deliver(unreadable(payload, queue), queue)
+
+    def _get(self, queue):
+        payloads = self.fetch(queue, 1)
+        if not payloads:
+            raise Empty()
+        return payloads[0]
 
     def close(self):
+        # A pending BLMOVE is abandoned, not read: it moves nothing, and reading
+        # it from a dead server would raise and leave the channel half closed
+        # (kombu's close reads it first).
+        self._in_poll = None
         try:
-            with self.conn_or_acquire() as client:
-                for queue in self._fetched_queues:
-                    while client.lmove(self._inflight_key(queue), self._q_for_pri(queue, 0),
-                                       "RIGHT", "RIGHT") is not None:
-                        pass
-                client.delete(ALIVE + self.owner)
-        except Exception:
-            logger.debug("in-flight cleanup at close failed", exc_info=True)
-        super().close()
+            super().close()
+        finally:
+            self._commands = None
 
 
 class Transport(kombu_redis.Transport):

@@ -1,0 +1,135 @@
+"""The worker's consumer: every message of the event queue goes to the buffer.
+
+Celery's consumer runs a strategy per task name and drops what it cannot
+run: a message for an unknown task name is rejected before the
+``task_unknown`` signal, a message that is not a task message at all or
+cannot be decoded is rejected or acknowledged with a log line. Here every
+message becomes a delivery in the buffer (``worker.ingest.batching``), so that it
+ends where an operator finds it: applied, or in the dead letters with its
+reason ("unknown event type ...", "message could not be decoded ..."), and it
+is acknowledged only once that is stored, through store outages like any
+other message. Nothing on this path waits for the store.
+
+Per message the main process only decodes the body (JSON, protocol 2 or 1)
+and reads the task's ``job_task_id``, by which the buffer groups it; it builds
+no Celery ``Request``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+from celery.worker.consumer import Consumer as CeleryConsumer
+from kombu.serialization import loads
+
+from worker.ingest.batching import Buffer, Held
+from worker.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+ACCEPTED = ("application/json",)
+MAX_KEPT_BODY = 2048
+
+
+def _refused(message, message_id: str, task_name: str | None, refusal: str) -> Held:
+    body = repr(message.body)[:MAX_KEPT_BODY]
+    delivery = (message_id, task_name or "(none)", [], {"body": body}, datetime.now(timezone.utc), refusal)
+    return Held(message, delivery, message_id)
+
+
+def held_message(message) -> Held:
+    """The delivery of one kombu message, and the task whose batch it joins. Never raises."""
+    try:
+        return _read(message)
+    except Exception as exc:  # a message shaped like no producer we know
+        return _refused(message, str(message.delivery_tag), None, f"message could not be read: {exc!r}")
+
+
+def _read(message) -> Held:
+    headers = message.headers or {}
+    properties = message.properties or {}
+    message_id = str(headers.get("id") or properties.get("correlation_id") or message.delivery_tag)
+    task_name = headers.get("task")
+    try:
+        body = loads(message.body, message.content_type, message.content_encoding, accept=ACCEPTED)
+    except Exception as exc:  # not JSON, or not decodable at all
+        return _refused(message, message_id, task_name,
+                        f"message could not be decoded ({message.content_type}): {exc}")
+    if task_name is None and isinstance(body, dict) and "task" in body:  # protocol 1
+        task_name, args, kwargs = body["task"], body.get("args"), body.get("kwargs")
+        message_id = str(body.get("id") or message_id)
+    elif task_name is not None and isinstance(body, (list, tuple)) and len(body) == 3:
+        args, kwargs, _embed = body
+    else:
+        return _refused(message, message_id, task_name,
+                        "not a Celery task message (no task name, or a body that is not [args, kwargs, embed])")
+    args = list(args) if isinstance(args, (list, tuple)) else args
+    group = kwargs.get("job_task_id") if isinstance(kwargs, dict) else None
+    delivery = (message_id, str(task_name), args, kwargs, datetime.now(timezone.utc), None)
+    return Held(message, delivery, group if isinstance(group, str) else message_id)
+
+
+class Consumer(CeleryConsumer):
+    """Celery's consumer, with every message handed to one buffer that outlives reconnections."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        settings = get_settings()
+        self.buffer = Buffer(self.pool, settings.batch_size, settings.batch_interval,
+                             settings.batch_time_limit)
+
+    def ensure_connected(self, conn):
+        """Reconnect within a second of the broker coming back.
+
+        Celery retries a lost broker after 2, 4, 6 ... up to 30 s (kombu's
+        defaults, not a setting), so a worker could idle for half a minute
+        after Redis came back. A connection attempt is cheap: try every second.
+        """
+        ensure = conn.ensure_connection
+
+        def ensure_often(*args, **kwargs):
+            return ensure(*args, **{"interval_start": 0.5, "interval_step": 0.5, "interval_max": 1.0, **kwargs})
+
+        conn.ensure_connection = ensure_often
+        return super().ensure_connected(conn)
+
+    def create_task_handler(self, promise=None):
+        add = self.buffer.add
+
+        def on_task_received(message):
+            add(held_message(message))
+
+        return on_task_received
+
+    def register_with_event_loop(self, hub):
+        """Called for each broker connection, once the task consumer is up.
+
+        The buffer attaches first: the transport sweeps for expired messages
+        as it registers, and must first mark ours as still in work.
+        """
+        self.buffer.attach(hub.timer, self.task_consumer.channel)
+        super().register_with_event_loop(hub)
+
+    def on_decode_error(self, message, exc):
+        """kombu could not even unpack the message (a bad compression header)."""
+        self.buffer.add(_refused(message, str(message.delivery_tag), None,
+                                 f"message could not be decoded ({message.content_type}): {exc}"))
+
+    def on_close(self):
+        """A lost connection: Celery flushes the pool; we keep what it dropped."""
+        super().on_close()
+        self.buffer.take_back_dropped()
+
+    def stop(self):
+        """Warm stop: no new batches; running ones finish and settle."""
+        self.buffer.sending = False
+        super().stop()
+
+    def shutdown(self):
+        """After the pool stopped: hand back what waits, before the connection closes."""
+        try:
+            self.buffer.release()
+        except Exception:
+            logger.exception("could not hand held messages back; the sweep will after the visibility timeout")
+        super().shutdown()
