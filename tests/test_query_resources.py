@@ -90,7 +90,9 @@ def test_a_second_resource_has_its_own_defaults_minimal_fields_and_get():
     assert plan.sort == [("created_at", -1), ("job_id", 1)]
     assert set(plan.projection) == {"_id", *JOB.minimal_fields}
     job_id, query = plan_get(JOB, {"job_id": "job-1"}, DOMAIN)
-    assert job_id == "job-1" and query == {"domain_id": "domain-1", "job_id": {"$eq": "job-1"}}
+    # The id is also asked of _id: a document's _id is its resource id.
+    assert job_id == "job-1" and query == {"domain_id": "domain-1", "job_id": {"$eq": "job-1"},
+                                           "_id": {"$eq": "job-1"}}
     assert error_of(lambda: plan_get(JOB, {"job_task_id": "t"}, DOMAIN)).code == "ERROR_INVALID_PARAMETER"
     missing = error_of(lambda: plan_get(JOB, {}, DOMAIN))
     assert missing.code == "ERROR_REQUIRED_PARAMETER" and "key = job_id" in missing.message

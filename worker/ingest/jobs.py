@@ -42,13 +42,11 @@ DUPLICATE_KEY = 11000
 
 def ensure_job_indexes(db: Database) -> None:
     jobs = db[JOBS]
-    jobs.create_index("job_id", unique=True, name="job_id_unique")
     newest_first = [("created_at", -1), ("job_id", 1)]
+    # A Job's _id is its job_id. One index for reads: a domain has far fewer
+    # jobs than tasks, so its jobs are read newest first and filtered (by
+    # status, data source...), and on secantusdb each index costs every write.
     jobs.create_index([("domain_id", 1), *newest_first], name="domain_created")
-    # Fewer than the tasks' indexes: a domain has far fewer jobs than tasks, and
-    # each index costs every write of a Job.
-    for key in ("status", "data_source_id"):
-        jobs.create_index([("domain_id", 1), (key, 1), *newest_first], name=f"domain_{key}_created")
 
 
 def _key(identifier: str) -> str:
@@ -130,7 +128,7 @@ def row_from(doc: dict) -> JobRow:
 def read_jobs(db: Database, job_ids: set[str]) -> dict[str, JobRow]:
     if not job_ids:
         return {}
-    return {doc["job_id"]: row_from(doc) for doc in db[JOBS].find({"job_id": {"$in": sorted(job_ids)}})}
+    return {doc["job_id"]: row_from(doc) for doc in db[JOBS].find({"_id": {"$in": sorted(job_ids)}})}
 
 
 def _public(state: JobState) -> tuple[dict, dict]:
@@ -151,10 +149,21 @@ def _kept(state: JobState) -> dict:
 
 
 def job_update(before: JobRow | None, after: JobRow) -> UpdateOne:
-    """Move a Job document from ``before`` to ``after``, if nobody has meanwhile."""
+    """Move a Job document from ``before`` to ``after``, if nobody has meanwhile.
+
+    Only what changed is named: secantusdb's cost grows with what an update names.
+    """
     changes, cleared = _public(after.state)
-    changes.update(_v=after.version, _w=after.write_id, _state=_kept(after.state),
-                   _task_count=len(after.state.tasks))
+    if before is not None:
+        known, known_cleared = _public(before.state)
+        changes = {name: value for name, value in changes.items() if known.get(name) != value}
+        cleared = {name: "" for name in cleared if name not in known_cleared}
+    changes.update(_v=after.version, _w=after.write_id)
+    kept = _kept(after.state)
+    if before is None or kept != _kept(before.state):
+        changes["_state"] = kept
+    if before is None or len(after.state.tasks) != len(before.state.tasks):
+        changes["_task_count"] = len(after.state.tasks)
     old_tasks = before.state.tasks if before else {}
     for job_task_id, view in after.state.tasks.items():
         if old_tasks.get(job_task_id) != view:
@@ -170,9 +179,7 @@ def job_update(before: JobRow | None, after: JobRow) -> UpdateOne:
             changes["_tasks"] = {}
     if cleared:
         update["$unset"] = cleared
-    guard = {"job_id": after.state.job_id, "_v": before.version if before else 0}
-    if before is None:
-        guard["_v"] = {"$exists": False}
+    guard = {"_id": after.state.job_id, "_v": before.version if before else {"$exists": False}}
     return UpdateOne(guard, update, upsert=before is None)
 
 
@@ -181,7 +188,9 @@ def write_jobs(db: Database, rows: list[tuple[JobRow | None, JobRow]]) -> set[st
     if not rows:
         return set()
     try:
-        db[JOBS].bulk_write([job_update(before, after) for before, after in rows], ordered=False)
+        result = db[JOBS].bulk_write([job_update(before, after) for before, after in rows], ordered=False)
+        if result.matched_count + result.upserted_count == len(rows):
+            return set()  # every guard held: each write is ours
     except BulkWriteError as exc:
         check_bulk_errors(exc, tolerated={DUPLICATE_KEY})  # a Job another writer inserted first
     # Whose write each Job holds now. Versions alone cannot tell: another writer
@@ -190,7 +199,7 @@ def write_jobs(db: Database, rows: list[tuple[JobRow | None, JobRow]]) -> set[st
     # an event counts once).
     wanted = {after.state.job_id: after.write_id for _, after in rows}
     stored = {doc["job_id"]: doc.get("_w") for doc in
-              db[JOBS].find({"job_id": {"$in": sorted(wanted)}}, {"job_id": 1, "_w": 1})}
+              db[JOBS].find({"_id": {"$in": sorted(wanted)}}, {"job_id": 1, "_w": 1})}
     return {job_id for job_id, write_id in wanted.items() if stored.get(job_id) != write_id}
 
 
@@ -203,13 +212,19 @@ def found_jobs(db: Database, founders: dict[str, Created]) -> dict[str, tuple[st
     """
     if not founders:
         return {}
+    fields = {"job_id": 1, "domain_id": 1, "_task_count": 1}
+    known = {doc["job_id"]: (doc["domain_id"], doc.get("_task_count", 0))
+             for doc in db[JOBS].find({"_id": {"$in": sorted(founders)}}, fields)}
+    missing = {job_id: created for job_id, created in founders.items() if job_id not in known}
+    if not missing:
+        return known
     ops = []
-    for job_id, created in founders.items():
+    for job_id, created in missing.items():
         state = JobState(job_id, created.domain_id, created.data_source_id, created.workspace_id,
                          created.resource_group or "DOMAIN")
         public, _cleared = _public(state)
         ops.append(UpdateOne(
-            {"job_id": job_id},
+            {"_id": job_id},
             {"$setOnInsert": {**public, "_v": 0, "_state": _kept(state), "_tasks": {}, "_events": {},
                               "_task_count": 0, "_created_on": datetime.now(timezone.utc)}},
             upsert=True,
@@ -218,13 +233,14 @@ def found_jobs(db: Database, founders: dict[str, Created]) -> dict[str, tuple[st
         db[JOBS].bulk_write(ops, ordered=False)
     except BulkWriteError as exc:
         check_bulk_errors(exc, tolerated={DUPLICATE_KEY})  # inserted by another writer meanwhile
-    cursor = db[JOBS].find({"job_id": {"$in": sorted(founders)}}, {"job_id": 1, "domain_id": 1, "_task_count": 1})
-    return {doc["job_id"]: (doc["domain_id"], doc.get("_task_count", 0)) for doc in cursor}
+    cursor = db[JOBS].find({"_id": {"$in": sorted(missing)}}, fields)
+    known.update({doc["job_id"]: (doc["domain_id"], doc.get("_task_count", 0)) for doc in cursor})
+    return known
 
 
 def stored_job(db: Database, job_id: str) -> dict | None:
     """One Job as readers see it (internal fields left out); for tests and tools."""
-    doc = db[JOBS].find_one({"job_id": job_id})
+    doc = db[JOBS].find_one({"_id": job_id})
     if doc is None:
         return None
     return {key: value for key, value in doc.items() if not key.startswith("_")}

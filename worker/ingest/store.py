@@ -55,25 +55,48 @@ VERSION_DIGITS = 10
 
 
 def ensure_indexes(db: Database) -> None:
-    """Create what the worker and the read API rely on; safe to run at every start."""
+    """Create what the worker and the read API rely on; safe to run at every start.
+
+    A task's ``_id`` is its job_task_id, so the index every collection has is
+    also the one that finds a task by id. On MongoDB an index whose keys an
+    update does not change costs that update nothing; secantusdb rewrites
+    every index entry of a document on each update, so each index here is
+    one the reads need: a domain's tasks newest first, of one status, of one
+    job, and of the workspaces a token may read (the sweep uses the status
+    index too). Filters on other fields (data_source_id, resource_group)
+    read a domain's tasks in created_at order and filter them.
+    """
+    refuse_older_layout(db)
     ensure_job_indexes(db)
     tasks = db[JOB_TASKS]
-    tasks.create_index("job_task_id", unique=True, name="job_task_id_unique")
     newest_first = [("created_at", pymongo.DESCENDING), ("job_task_id", pymongo.ASCENDING)]
     tasks.create_index([("domain_id", 1), *newest_first], name="domain_created")
-    # resource_group: a workspace token's scope is "its workspaces, or DOMAIN".
-    # domain_status_created also serves the sweep, domain by domain.
-    for key in ("status", "workspace_id", "job_id", "data_source_id", "resource_group"):
+    for key in ("status", "job_id", "workspace_id"):
         tasks.create_index([("domain_id", 1), (key, 1), *newest_first], name=f"domain_{key}_created")
     db[LOG].create_index("ev.i", unique=True, name=LOGGED_EVENT_INDEX)
     events = db[EVENTS]
-    events.create_index([("job_task_id", 1), ("received_at", 1)], name="job_task_received")
+    # A task's history is one _id range (history.owned_by); only what waits
+    # for its created needs an index of its own.
     events.create_index(
         [("job_task_id", 1)],
         name="parked_by_job_task",
         partialFilterExpression={"outcome": "parked"},
     )
     db[DEAD_LETTERS].create_index([("dead_lettered_at", -1)], name="dead_lettered_at")
+
+
+class OlderLayout(RuntimeError):
+    """The store holds JobTasks written by an earlier, incompatible version."""
+
+
+def refuse_older_layout(db: Database) -> None:
+    """Stop at start rather than write beside documents of another layout."""
+    older = db[JOB_TASKS].find_one({"_v": {"$exists": False}}, {"job_task_id": 1})
+    if older is not None:
+        raise OlderLayout(
+            f"database {db.name} holds JobTasks of an earlier layout (e.g. {older.get('job_task_id')}); "
+            "rebuild them from the history into a new database, or start on an empty one"
+        )
 
 
 # --- the mergeable state as BSON ----------------------------------------------------------------
@@ -155,7 +178,7 @@ ROW_FIELDS = {"_id": 0, "job_task_id": 1, "job_id": 1, "domain_id": 1, "_identit
 def read_tasks(db: Database, job_task_ids: set[str]) -> dict[str, TaskRow]:
     if not job_task_ids:
         return {}
-    cursor = db[JOB_TASKS].find({"job_task_id": {"$in": sorted(job_task_ids)}}, ROW_FIELDS)
+    cursor = db[JOB_TASKS].find({"_id": {"$in": sorted(job_task_ids)}}, ROW_FIELDS)
     return {doc["job_task_id"]: row_from(doc) for doc in cursor}
 
 
@@ -168,7 +191,9 @@ def task_update(before: TaskRow | None, after: TaskRow, founding: dict | None) -
     for a new task, hits the unique job_task_id and is refused).
     """
     fields = derived(after.state.summary)
-    changes = {name: value for name, value in fields.items() if value is not None}
+    known = derived(before.state.summary) if before else dict.fromkeys(fields)
+    # Only what changed: secantusdb's cost grows with what an update names.
+    changes = {name: value for name, value in fields.items() if value is not None and value != known[name]}
     changes.update(
         _v=after.version, _state=summary_doc(after.state.summary), _events=after.state.events,
         # When an event was last applied, on the worker's clock: what the sweep
@@ -176,13 +201,13 @@ def task_update(before: TaskRow | None, after: TaskRow, founding: dict | None) -
         _applied_at=datetime.now(timezone.utc),
     )
     update: dict = {"$set": changes}
-    cleared = {name: "" for name, value in fields.items() if value is None}
+    cleared = {name: "" for name, value in fields.items() if value is None and known[name] is not None}
     if before is None:
-        changes.update(founding or {})
+        changes.update(founding or {}, job_task_id=after.job_task_id)
     elif cleared:
         update["$unset"] = cleared
     version = before.version if before else NO_ROW_VERSION
-    return UpdateOne({"job_task_id": after.job_task_id, "_v": version}, update, upsert=before is None)
+    return UpdateOne({"_id": after.job_task_id, "_v": version}, update, upsert=before is None)
 
 
 def write_tasks(db: Database, updates: list[UpdateOne]) -> None:
@@ -342,7 +367,7 @@ def catch_up(db: Database, rows: dict[str, TaskRow | None]) -> dict[str, TaskRow
 
 def stored_task(db: Database, job_task_id: str) -> dict | None:
     """One task as readers see it (internal fields left out); for tests and tools."""
-    doc = db[JOB_TASKS].find_one({"job_task_id": job_task_id})
+    doc = db[JOB_TASKS].find_one({"_id": job_task_id})
     if doc is None:
         return None
     return {key: value for key, value in doc.items() if not key.startswith("_")}

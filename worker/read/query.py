@@ -74,9 +74,21 @@ def user_clauses(resource: Resource, query: Any, resolve: KeyResolver, now: date
     return clauses
 
 
-def param_clauses(request: Any, names: tuple[str, ...]) -> list[dict]:
-    """A parsed request's parameters such as ``status`` as equality clauses (unset: none)."""
-    return [{name: {"$eq": getattr(request, name)}} for name in names if getattr(request, name)]
+def param_clauses(request: Any, names: tuple[str, ...], id_field: str | None = None) -> list[dict]:
+    """A parsed request's parameters such as ``status`` as equality clauses (unset: none).
+
+    A document's ``_id`` is its resource id (``job_task_id``, ``job_id``), so
+    the id parameter is also asked of ``_id``: the same answer, found by the
+    index every collection has.
+    """
+    clauses = []
+    for name in names:
+        value = getattr(request, name)
+        if value:
+            clauses.append({name: {"$eq": value}})
+            if name == id_field:
+                clauses.append({"_id": {"$eq": value}})
+    return clauses
 
 
 # --- scope and the final filter ---------------------------------------------------------------
@@ -195,7 +207,7 @@ def projection_for(resource: Resource, only: list | None, minimal: bool) -> dict
 def plan_get(resource: Resource, body: Any, scope: Scope) -> tuple[str, dict]:
     """(id, filter) for ``get``; ``workspace_id`` narrows like in list."""
     request = parse(request_models(resource).get, body)
-    clauses = param_clauses(request, resource.get_params)
+    clauses = param_clauses(request, resource.get_params, resource.id_field)
     return getattr(request, resource.id_field), scoped_filter(scope, clauses)
 
 
@@ -205,7 +217,8 @@ def plan_list(resource: Resource, body: Any, scope: Scope, max_page_size: int, n
     request = parse(models.list, body)
     query = request.query or models.query()
     resolve = field_ref(resource)
-    clauses = param_clauses(request, resource.param_filters) + user_clauses(resource, query, resolve, now)
+    clauses = (param_clauses(request, resource.param_filters, resource.id_field)
+               + user_clauses(resource, query, resolve, now))
     sort = sort_spec(query.sort, resolve) or list(resource.default_sort)
     if resource.tiebreaker[0] not in (path for path, _ in sort):
         sort.append(resource.tiebreaker)

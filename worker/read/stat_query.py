@@ -388,7 +388,8 @@ def plan_stat(resource: Resource, body: Any, scope: Scope, max_page_size: int, n
     request = parse(request_models(resource).stat, body)
     query = request.query  # with aggregate stages or a distinct key
     stored = field_ref(resource)
-    clauses = param_clauses(request, resource.param_filters) + user_clauses(resource, query, stored, now)
+    clauses = (param_clauses(request, resource.param_filters, resource.id_field)
+               + user_clauses(resource, query, stored, now))
     skip, limit, paged = page_window(query.page, max_page_size)
     match = scoped_filter(scope, clauses)
     if query.aggregate:
