@@ -19,7 +19,8 @@ import json
 from datetime import datetime, timezone
 
 from worker.cli.output import connect_store, print_json, print_table
-from worker.ingest.store import DEAD_LETTERS, EVENTS
+from worker.ingest.history import task_history
+from worker.ingest.store import DEAD_LETTERS
 from worker.settings import load_settings
 
 HISTORY_COLUMNS = ("received_at", "kind", "event_id", "occurred_at", "outcome", "reason")
@@ -48,14 +49,13 @@ def _db(settings):
 
 def _history(args: argparse.Namespace) -> int:
     db = _db(load_settings())
-    task = db.job_tasks.find_one({"job_task_id": args.job_task_id}, {"domain_id": 1})
+    task = db.job_tasks.find_one({"_id": args.job_task_id}, {"domain_id": 1})
     if task is not None and task["domain_id"] != args.domain:
         records = []  # another domain's task is indistinguishable from none
     else:
-        query = {"job_task_id": args.job_task_id}
-        if task is None:
-            query["domain_id"] = args.domain  # not created yet: what this domain sent
-        records = list(db[EVENTS].find(query, {"event": 0}).sort([("received_at", 1), ("_id", 1)]))
+        # Not created yet: what this domain sent.
+        query = {"domain_id": args.domain} if task is None else {}
+        records = task_history(db, args.job_task_id, query, {"event": 0})
     _show(records, HISTORY_COLUMNS, args.json)
     return 0
 

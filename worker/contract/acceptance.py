@@ -43,6 +43,7 @@ FULL_JOB = Outcome(REJECTED, f"the job has reached its limit of {MAX_TASKS_PER_J
 OTHER_IDENTITY = Outcome(CONFLICT, "created again with different identity fields")
 OTHER_CONTENT = Outcome(CONFLICT, "event_id already applied with different content")
 ALREADY_APPLIED = Outcome(DUPLICATE, "event_id already applied")
+REDELIVERED = Outcome(DUPLICATE, "message already applied by an earlier delivery")
 
 
 def over_limit(max_events: int) -> Outcome:
@@ -133,17 +134,21 @@ def joined_outcome(event: Event, after: Summary) -> Outcome:
 
 
 def duplicate_outcome(fingerprint: str, message_id: str, logged_fingerprint: str,
-                      logged_message_id: str | None) -> Outcome:
+                      logged_message_id: str | None, recorded: bool = False) -> Outcome:
     """An event_id the task's log already holds: a redelivery, a resend or a conflict.
 
-    The message that put it there is told ``applied`` (its earlier delivery
-    may have been lost before it was acknowledged); another message with the
-    same content is a ``duplicate``; other content is a ``conflict``.
+    Other content is a ``conflict``; another message with the same content a
+    ``duplicate``. The message that put it there comes again only when its
+    delivery was not acknowledged: if that delivery's outcome is in the
+    history (``recorded``) this one is a ``duplicate`` of it, otherwise it was
+    lost after the commit and this delivery is told ``applied``.
     """
     if logged_fingerprint != fingerprint:
         return OTHER_CONTENT
-    if logged_message_id == message_id:
+    if logged_message_id == message_id and not recorded:
         return Outcome(APPLIED)
+    if logged_message_id == message_id:
+        return REDELIVERED
     return ALREADY_APPLIED
 
 

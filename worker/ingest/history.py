@@ -51,9 +51,29 @@ class Delivery:
         return text, False
 
 
-def record_id(delivery: Delivery, batch_id: str) -> str:
-    """One history record per delivery and batch: a retried batch rewrites, never adds."""
-    return f"{delivery.message_id}/{batch_id}"
+def owner_of(event: Event | None) -> str:
+    """Whose history a record belongs to: its task, its job (``#job_id``), or none (``-``).
+
+    Ids cannot contain '/', '#' or '-' alone, so the three never meet.
+    """
+    if event is None:
+        return "-"
+    return event.job_task_id if hasattr(event, "job_task_id") else "#" + event.job_id
+
+
+def record_id(owner: str, message_id: str, batch_id: str) -> str:
+    """One record per delivery and batch: a retried batch rewrites, never adds.
+
+    The owner comes first, so a task's whole history is one range of ``_id``
+    (``owned_by``): no other index is needed to read it.
+    """
+    return f"{owner}/{message_id}/{batch_id}"
+
+
+def owned_by(owner: str, message_id: str | None = None) -> dict:
+    """The ``_id`` range of an owner's records (of one of its messages, if given)."""
+    prefix = f"{owner}/{message_id}/" if message_id is not None else f"{owner}/"
+    return {"$gte": prefix, "$lt": prefix[:-1] + "0"}  # '0' follows '/'
 
 
 def history_record(
@@ -69,7 +89,7 @@ def history_record(
     """The record of one delivery; ``job_id`` names the Job whose ending sent a task event."""
     now = datetime.now(timezone.utc)
     record = {
-        "_id": record_id(delivery, batch_id),
+        "_id": record_id(owner_of(event), delivery.message_id, batch_id),
         "message_id": delivery.message_id,
         "task_name": delivery.task_name,
         "received_at": delivery.received_at,
@@ -133,6 +153,27 @@ def insert_new(db: Database, collection: str, records: list[dict]) -> list[dict]
     return []
 
 
+def recorded_messages(db: Database, messages: set[tuple[str, str]], batch_id: str) -> set[tuple[str, str]]:
+    """Which (owner, message) an earlier delivery recorded as accepted (not this batch's records)."""
+    if not messages:
+        return set()
+    ranges = [{"_id": owned_by(owner, message_id)} for owner, message_id in sorted(messages)]
+    query = {"$or": ranges, "outcome": {"$in": sorted(lifecycle.ACCEPTED_OUTCOMES)}}
+    found = set()
+    for record in db[EVENTS].find(query, {"message_id": 1, "batch_id": 1}):
+        owner = record["_id"].split("/", 1)[0]
+        if record.get("batch_id") != batch_id and (owner, record["message_id"]) in messages:
+            found.add((owner, record["message_id"]))
+    return found
+
+
+def task_history(db: Database, job_task_id: str, query: dict | None = None,
+                 projection: dict | None = None) -> list[dict]:
+    """A task's records, in the order they were received."""
+    records = db[EVENTS].find({"_id": owned_by(job_task_id), **(query or {})}, projection)
+    return sorted(records, key=lambda record: (record["received_at"], record["_id"]))
+
+
 def write_history(db: Database, records: list[dict]) -> None:
     """Insert final records; one that exists already (it was parked) is overwritten."""
     existing = insert_new(db, EVENTS, records)
@@ -189,9 +230,7 @@ def event_from_record(record: dict) -> Event:
 
 def rebuild(db: Database, job_task_id: str) -> lifecycle.TaskState:
     """Recompute a task from its history with the pure rules, in arrival order."""
-    records = db[EVENTS].find(
-        {"job_task_id": job_task_id, "outcome": {"$in": sorted(lifecycle.ACCEPTED_OUTCOMES)}}
-    ).sort([("received_at", 1), ("_id", 1)])
+    records = task_history(db, job_task_id, {"outcome": {"$in": sorted(lifecycle.ACCEPTED_OUTCOMES)}})
     deliveries = []
     seen = set()
     for record in records:
