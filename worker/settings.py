@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # document limit). The limit stops a runaway producer from growing one
     # task's log and history without end.
     max_events_per_task: int = Field(default=1_000_000, ge=10)
+    # Derive the jobs collection from the tasks. Off only to measure what Jobs
+    # cost (make bench's reference row): job events are then refused.
+    derive_jobs: bool = True
 
     # Read API.
     api_host: str = "127.0.0.1"

@@ -84,7 +84,8 @@ class Settler:
         db = process_database(self.settings)
         batch_id = uuid.uuid4().hex
         max_events = self.settings.max_events_per_task
-        return retry_transient(lambda: process_batch(db, deliveries, batch_id, max_events),
+        derive_jobs = self.settings.derive_jobs
+        return retry_transient(lambda: process_batch(db, deliveries, batch_id, max_events, derive_jobs),
                                self.backoff, deadline=self.deadline)
 
     def set_aside(self, delivery: Delivery, exc: Exception) -> str:

@@ -74,10 +74,11 @@ class _Plan:
 class Batch:
     """The state of one batch while it settles; see the module docstring."""
 
-    def __init__(self, db: Database, batch_id: str, max_events: int) -> None:
+    def __init__(self, db: Database, batch_id: str, max_events: int, derive_jobs: bool = True) -> None:
         self.db = db
         self.batch_id = batch_id
         self.max_events = max_events
+        self.derive_jobs = derive_jobs
         self.records: list[dict] = []
         self.parked_resolutions: list[tuple[str, Outcome, str]] = []
         self.dead_letters: list[dict] = []
@@ -133,7 +134,8 @@ class Batch:
             seen.add(item.key)
         grouped = _by_task(leaders)
         rows = self._rows(set(grouped))
-        grouped = self._refuse_foreign_jobs(grouped, rows)
+        if self.derive_jobs:
+            grouped = self._refuse_foreign_jobs(grouped, rows)
         plans = []
         for job_task_id, items in grouped.items():
             if any(isinstance(item.event, Created) for item in items):
@@ -226,7 +228,7 @@ class Batch:
 
     def _judge_logged(self, plan: _Plan, found: dict) -> list[Item]:
         """Judge the events of a refused entry that its task's log already holds."""
-        again = []
+        again, hits = [], []
         folded = plan.row.version if plan.row else store.NO_ROW_VERSION
         for item in plan.joined:
             hit = found.get(item.key)
@@ -236,8 +238,15 @@ class Batch:
             version, logged = hit
             if version > folded:
                 self.behind.add(item.job_task_id)  # logged by a writer that did not fold it
-            outcome = duplicate_outcome(item.fingerprint, item.delivery.message_id,
-                                        logged.fingerprint, logged.message_id)
+            hits.append((item, logged))
+        # A message whose own event is logged came before: its earlier delivery
+        # was lost after the commit (then this one is its record) or was recorded.
+        again_ids = {(item.job_task_id, item.delivery.message_id) for item, logged in hits
+                     if logged.message_id == item.delivery.message_id}
+        recorded = history.recorded_messages(self.db, again_ids, self.batch_id)
+        for item, logged in hits:
+            outcome = duplicate_outcome(item.fingerprint, item.delivery.message_id, logged.fingerprint,
+                                        logged.message_id, (item.job_task_id, item.delivery.message_id) in recorded)
             self.settle(item, item.delivery, outcome)
         return again
 
@@ -290,9 +299,17 @@ class Batch:
             self.behind.clear()
 
 
-def process_batch(db: Database, deliveries: list[Delivery], batch_id: str, max_events: int) -> BatchResult:
-    """Settle every delivery of a batch; raises only transient store errors."""
-    batch = Batch(db, batch_id, max_events)
+NOT_DERIVED = Outcome(lifecycle.REJECTED, "this worker does not derive jobs (JOBTASK_DERIVE_JOBS=false)")
+
+
+def process_batch(db: Database, deliveries: list[Delivery], batch_id: str, max_events: int,
+                  derive_jobs: bool = True) -> BatchResult:
+    """Settle every delivery of a batch; raises only transient store errors.
+
+    ``derive_jobs`` False leaves the jobs collection alone (to measure what
+    Jobs cost): a job's own events are then refused.
+    """
+    batch = Batch(db, batch_id, max_events, derive_jobs)
     items, job_items = [], []
     for delivery in deliveries:
         parsed = (
@@ -318,8 +335,12 @@ def process_batch(db: Database, deliveries: list[Delivery], batch_id: str, max_e
         woken = batch.park()
     # The Jobs last: their own events, their tasks' states, and the task events
     # their endings send (which change their tasks, hence the Jobs again).
+    if not derive_jobs:
+        for item in job_items:
+            batch.settle(item, item.delivery, NOT_DERIVED)
+        job_items = []
     settling = JobSettling(batch, job_items)
-    sent = settling.settle()
+    sent = settling.settle() if derive_jobs else []
     for _ in range(MAX_ROUNDS):
         if not sent:
             break
