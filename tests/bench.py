@@ -17,8 +17,13 @@ The streams (``tests.bench_streams``; ``--scale`` multiplies their sizes):
   started, 4,997 progressed, a terminal; tasks that heartbeat for hours).
   Target: >= 0.8 x the interleaved rate of the same run.
 - interleaved over 20 jobs: the interleaved stream with its tasks spread
-  over 20 ``job_id`` instead of one job each. Target: >= 0.9 x the
-  interleaved rate of the same run.
+  over 20 jobs, each declared first by a ``job.created``; every Job is
+  checked against its tasks. Target: >= 0.9 x the rate of the same stream
+  without Jobs: the reference row, its task events through a worker started
+  with ``JOBTASK_DERIVE_JOBS=false`` (what the worker does without Jobs).
+
+In the other streams a job has 10 tasks, as a collection run split per
+account and month has (the long tasks share one job).
 
 Terminal events: 80 % succeeded, 10 % failed, 10 % canceled.
 
@@ -96,23 +101,30 @@ TARGETS = {
     "friendly": Target("no-op", 1.5),
     "interleaved": Target("update_one", 1.0),
     "long": Target("interleaved", 0.8),
-    "jobs": Target("interleaved", 0.9),
+    "no-jobs": None,  # the reference of "jobs"
+    "jobs": Target("no-jobs", 0.9),
 }
+TASKS_PER_JOB = 10
+# Rows whose worker runs without Jobs (the reference), and its no-op is another row's.
+WITHOUT_JOBS = {"no-jobs": "jobs"}
 
 
 def make_plan(key: str, scale: float, seed: int) -> Plan:
     """The stream of a row, ``scale`` times its documented size."""
     tasks = max(1, round((300 if key == "friendly" else 1_000) * scale))
+    jobs = max(1, tasks // TASKS_PER_JOB)
     if key == "friendly":
-        return streams.friendly(tasks, seed)
+        return streams.friendly(tasks, seed, jobs=jobs)
     if key == "interleaved":
-        return streams.interleaved(tasks, seed)
+        return streams.interleaved(tasks, seed, jobs=jobs)
     if key == "long":
         per_task = max(streams.MIN_EVENTS_PER_TASK, round(5_000 * scale))
-        return streams.interleaved(2, seed, per_task, name="long tasks")
-    # The same messages as "interleaved" (same seed) but for their job_id.
+        return streams.interleaved(2, seed, per_task, jobs=1, name="long tasks")
     jobs = min(JOBS, tasks)
-    return streams.interleaved(tasks, seed, jobs=jobs, name=f"interleaved over {jobs} jobs")
+    if key == "no-jobs":
+        return streams.interleaved(tasks, seed, jobs=jobs, name=f"the same, without Jobs (reference)")
+    return streams.interleaved(tasks, seed, jobs=jobs, name=f"interleaved over {jobs} declared jobs",
+                               declare=True)
 
 
 # --- the table -----------------------------------------------------------------
@@ -127,10 +139,14 @@ def worker_setting(name: str, given) -> str:
     return str(given or os.environ.get(f"JOBTASK_{name.upper()}") or DEFAULTS[name].default)
 
 
-def target_cell(target: Target, run: Run, noop: Run, update_one: float, interleaved: Run | None) -> str:
-    rates = {"no-op": noop.rate, "update_one": update_one, "interleaved": interleaved and interleaved.rate}
-    if not rates[target.against]:
-        return f"{target}: n/a (interleaved not run)"
+def target_cell(target: Target | None, run: Run, noop: Run, update_one: float,
+                runs: dict[str, tuple[Run, Run]]) -> str:
+    if target is None:
+        return "reference"
+    rates = {"no-op": noop.rate, "update_one": update_one,
+             **{key: other.rate for key, (other, _) in runs.items()}}
+    if not rates.get(target.against):
+        return f"{target}: n/a ({target.against} not run)"
     ratio = run.rate / rates[target.against]
     return f"{target}: {'met' if ratio >= target.ratio else '**NOT met**'} ({ratio:.2f}x)"
 
@@ -141,7 +157,6 @@ def table(args, runs: dict[str, tuple[Run, Run]], update_one: float, store_rss: 
     header = ["stream", "events (tasks)", "events/s end to end (drain s)", "no-op tasks/s",
               "/ no-op", "/ update_one", "target", "correct", "peak RSS worker (no-op)",
               "CPU main / pool / store", "load 1 min start / end"]
-    interleaved = runs.get("interleaved", (None, None))[0]
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for key, (run, noop) in runs.items():
         cells = [
@@ -151,7 +166,7 @@ def table(args, runs: dict[str, tuple[Run, Run]], update_one: float, store_rss: 
             f"{noop.rate:,.0f}",
             f"{run.rate / noop.rate:.2f}",
             f"{run.rate / update_one:.2f}",
-            target_cell(TARGETS[key], run, noop, update_one, interleaved),
+            target_cell(TARGETS[key], run, noop, update_one, runs),
             ("yes: " if run.check.correct else "**NO**: ") + run.check.summary,
             f"{mib(run.rss)} ({mib(noop.rss)})",
             " / ".join(f"{share:.0%}" for share in run.drain.cpu.values()),
@@ -212,6 +227,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def ordered_streams(chosen: list[str]) -> list[str]:
+    """The rows asked for, with the reference a row is held against."""
+    wanted = set(chosen) | {reference for reference, row in WITHOUT_JOBS.items() if row in chosen}
+    return [key for key in TARGETS if key in wanted]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     began = time.monotonic()
@@ -228,10 +249,18 @@ def main(argv: list[str] | None = None) -> int:
             update_one = measure_update_one(store.url, args.update_ones)
             runs = {}
             with producer_pool(args.producers) as services.producer_pool:
-                for key in args.streams:
+                for key in ordered_streams(args.streams):
                     plan = make_plan(key, args.scale, args.seed)
+                    if key in WITHOUT_JOBS:
+                        run = run_pipeline(services, plan, args.batch_size, args.batch_interval,
+                                           JOBTASK_DERIVE_JOBS="false")
+                        runs[key] = (run, None)
+                        continue
                     runs[key] = (run_pipeline(services, plan, args.batch_size, args.batch_interval),
                                  run_noop(services, plan, args.batch_size))
+                for key, row in WITHOUT_JOBS.items():
+                    if key in runs:  # the same messages, less the job.created
+                        runs[key] = (runs[key][0], runs[row][1] if row in runs else runs[key][0])
             store_rss = store_group.peak_rss_kib()
     print(table(args, runs, update_one, store_rss, time.monotonic() - began))
     return 0 if all(run.check.correct for run, _ in runs.values()) else 1

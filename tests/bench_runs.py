@@ -186,8 +186,12 @@ class Check:
     outcomes: dict[str, int]
 
 
-def verify(db, expected: dict[str, Expected], events: int) -> Check:
-    """Every task as sent; every event accepted exactly once (applied or ignored); no dead letters."""
+def verify(db, expected: dict[str, Expected], events: int, declared: dict[str, int] | None = None) -> Check:
+    """Every task as sent; every event accepted exactly once (applied or ignored); no dead letters.
+
+    ``declared`` (job_id -> total_tasks) also holds each Job to its tasks: all
+    of them ended, counted once, SUCCESS only if every one succeeded.
+    """
     fields = {"_id": 0, "job_task_id": 1, "status": 1, "created_count": 1, "job_id": 1}
     stored = {doc["job_task_id"]: Expected(doc.get("status"), doc.get("created_count"), doc.get("job_id"))
               for doc in db[JOB_TASKS].find({}, fields)}
@@ -212,9 +216,29 @@ def verify(db, expected: dict[str, Expected], events: int) -> Check:
         f"{distinct:,}/{events:,} events accepted once",
         f"{dead} dead letters",
     ]
+    if declared:
+        wrong_jobs = wrong_jobs_of(db, expected, declared)
+        correct = correct and not wrong_jobs
+        parts.append(f"{len(declared) - len(wrong_jobs)}/{len(declared)} jobs match their tasks")
+        wrong += wrong_jobs
     if wrong:
-        parts.append("e.g. " + ", ".join(f"{t}: {stored.get(t)} != {tuple(expected[t])}" for t in wrong[:2]))
+        parts.append("e.g. " + ", ".join(f"{t}: {stored.get(t)} != {tuple(expected[t])}" if t in expected
+                                         else t for t in wrong[:2]))
     return Check(correct, "; ".join(parts), outcomes)
+
+
+def wrong_jobs_of(db, expected: dict[str, Expected], declared: dict[str, int]) -> list[str]:
+    """The declared jobs whose document does not say what their tasks say."""
+    wrong = []
+    for job_id, total in declared.items():
+        mine = [end for end in expected.values() if end.job_id == job_id]
+        job = db.jobs.find_one({"_id": job_id}) or {}
+        status = "SUCCESS" if all(end.status == lifecycle.SUCCESS for end in mine) else "FAILURE"
+        counts = {state: sum(1 for end in mine if end.status == state) for state in lifecycle.STATUSES}
+        if (job.get("total_tasks"), job.get("remained_tasks"), job.get("status"), job.get("task_counts"),
+                job.get("created_count")) != (total, 0, status, counts, sum(end.created_count for end in mine)):
+            wrong.append(f"job {job_id}")
+    return wrong
 
 
 # --- the runs -------------------------------------------------------------------
@@ -242,7 +266,7 @@ def scratch_db(services: Services, prefix: str):
 
 
 def run_pipeline(services: Services, plan: Plan, batch_size: int | None,
-                 batch_interval: float | None = None) -> Run:
+                 batch_interval: float | None = None, **extra_env: str) -> Run:
     """The jobtask worker on a pre-filled queue, timed until every task is terminal."""
     queue, db = scratch_db(services, "events")
     label = f"{plan.name}: pipeline"
@@ -255,9 +279,9 @@ def run_pipeline(services: Services, plan: Plan, batch_size: int | None,
             return db[JOB_TASKS].count_documents({"status": {"$in": TERMINAL}}) >= plan.tasks
 
         progress(f"{label}: draining")
-        env = worker_env(services, queue, db.name, batch_size, batch_interval)
+        env = {**worker_env(services, queue, db.name, batch_size, batch_interval), **extra_env}
         drain, rss = drain_worker(services, "worker", queue, env, plan.events, all_terminal)
-        check = verify(db, plan.expected, plan.events)
+        check = verify(db, plan.expected, plan.events, plan.declared_jobs())
         progress(f"{label}: {plan.events / drain.seconds:,.0f} events/s in {drain.seconds:,.1f} s; "
                  f"{'correct' if check.correct else 'WRONG'}: {check.summary}")
         return Run(plan.name, plan.events, plan.tasks, drain, publish_rate, rss, check)

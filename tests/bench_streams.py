@@ -63,6 +63,11 @@ class Plan:
     def tasks(self) -> int:
         return len(self.expected)
 
+    def declared_jobs(self) -> dict[str, int]:
+        """job_id -> total_tasks of the job.created messages the stream sends."""
+        return {kwargs["job_id"]: kwargs["total_tasks"] for name, kwargs in self.messages
+                if name == "job.created"}
+
 
 def task_events(rng: random.Random, job_task_id: str, job_id: str,
                 events_per_task: int) -> tuple[list[Message], Expected]:
@@ -134,11 +139,27 @@ def interleave(per_task: list[list[Message]]) -> list[Message]:
 
 
 def interleaved(tasks: int, seed: int, events_per_task: int = INTERLEAVED_EVENTS_PER_TASK,
-                jobs: int | None = None, name: str = "interleaved") -> Plan:
-    """Every task in progress at once; see the module docstring."""
+                jobs: int | None = None, name: str = "interleaved", declare: bool = False) -> Plan:
+    """Every task in progress at once; see the module docstring.
+
+    ``declare`` sends each job's ``job.created`` (with its number of tasks)
+    before the tasks' events, as a scheduler declares a job it splits.
+    """
     rng = random.Random(seed)
     per_task, expected = _lifecycles(rng, tasks, events_per_task, jobs, "bench-")
-    return Plan(name, _stamp(rng, interleave(per_task), _start()), expected, jobs or tasks)
+    ordered = interleave(per_task)
+    if declare:
+        ordered = job_declarations(expected) + ordered
+    return Plan(name, _stamp(rng, ordered, _start()), expected, jobs or tasks)
+
+
+def job_declarations(expected: dict[str, Expected]) -> list[Message]:
+    """One job.created per job of ``expected``, declaring how many tasks it has."""
+    sizes: dict[str, int] = {}
+    for end in expected.values():
+        sizes[end.job_id] = sizes.get(end.job_id, 0) + 1
+    return [("job.created", {"domain_id": DOMAIN, "job_id": job_id, "data_source_id": "ds-bench",
+                             "total_tasks": total}) for job_id, total in sorted(sizes.items())]
 
 
 def soak_chunk(seed: int, number: int, tasks: int, start: datetime) -> Plan:

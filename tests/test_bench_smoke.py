@@ -88,7 +88,13 @@ def test_default_sizes_are_the_documented_streams():
     assert (sizes["friendly"].tasks, sizes["friendly"].events) == (300, 3_300)
     assert (sizes["interleaved"].tasks, sizes["interleaved"].events) == (1_000, 10_000)
     assert (sizes["long"].tasks, sizes["long"].events) == (2, 10_000)
-    assert (sizes["jobs"].tasks, sizes["jobs"].jobs, sizes["jobs"].events) == (1_000, 20, 10_000)
+    assert (sizes["no-jobs"].tasks, sizes["no-jobs"].jobs, sizes["no-jobs"].events) == (1_000, 20, 10_000)
+    assert (sizes["jobs"].tasks, sizes["jobs"].jobs, sizes["jobs"].events) == (1_000, 20, 10_020)
+    assert sizes["jobs"].declared_jobs() == {f"job-bench-{n}": 50 for n in range(20)}
+    assert [kwargs["job_task_id"] for _, kwargs in sizes["jobs"].messages[20:]] == \
+        [kwargs["job_task_id"] for _, kwargs in sizes["no-jobs"].messages], "the same task events after the 20 job.created"
+    assert {expected.job_id for expected in sizes["interleaved"].expected.values()} == \
+        {f"job-bench-{n}" for n in range(100)}, "ten tasks a job"
 
 
 def test_split_keeps_each_task_on_one_producer_in_order():
@@ -126,7 +132,7 @@ TINY = {
     "friendly": bench_streams.friendly(4, seed=7),
     "interleaved": bench_streams.interleaved(8, seed=7),
     "long": bench_streams.interleaved(2, seed=7, events_per_task=30, name="long tasks"),
-    "jobs": bench_streams.interleaved(8, seed=7, jobs=3, name="interleaved over 3 jobs"),
+    "jobs": bench_streams.interleaved(8, seed=7, jobs=3, name="interleaved over 3 jobs", declare=True),
 }
 
 
