@@ -175,7 +175,8 @@ class Runner:
         if not settings.api_tokens and not settings.mongo_url:
             self.token = self.data.state.get("dev_token") or secrets.token_urlsafe(24)
             self.data.remember(dev_token=self.token)
-            env["JOBTASK_API_TOKENS"] = json.dumps({self.token: {"domain_id": DEV_DOMAIN}})
+            env["JOBTASK_API_TOKENS"] = json.dumps(
+                {self.token: {"domain_id": DEV_DOMAIN, "permissions": ["read", "cancel"]}})
         self.children.append(Child("worker", [
             py, "-m", "celery", "-A", "worker", "worker", "-Q", settings.queue,
             "-c", str(settings.concurrency), "-l", "INFO"], env, ready_line=" ready."))
