@@ -127,7 +127,7 @@ def banner(settings: Settings, urls: dict, embedded: dict, token: str | None, ap
         f"  broker  {urls['broker']}{where('redis')}",
         f"  store   {urls['store']} database {settings.mongo_db}{where('store')}",
         f"  queue   {settings.queue} ({settings.concurrency} worker processes)",
-        f"  api     {api}  (POST /cost-analysis/v1/job-task/get|list|stat, GET /healthz)",
+        f"  api     {api}  (POST /cost-analysis/v1/job-task/get|list|stat, job/..., GET /healthz)",
         f"  token   {token or ''}{note}",
         f"  try     curl -s -X POST {api}{LIST_PATH} -H 'Authorization: Bearer {token or '<token>'}' "
         "-H 'Content-Type: application/json' -d '{\"query\": {}}'",
