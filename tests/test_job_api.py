@@ -25,6 +25,7 @@ import json
 
 import pytest
 
+from tests.browser import browser, browser_missing, expect, open_console, serving  # noqa: F401 - fixture
 from tests.harness import Pipeline, wait_for
 from tests.readside import (
     DOMAIN_A,
@@ -40,6 +41,7 @@ from tests.readside import (
     seed_specs,
     text,
 )
+from worker.api import create_app
 from worker.cli import jobtask as cli
 from worker.contract.lifecycle import STATUSES, TERMINAL_STATUSES
 from worker.settings import SettingsError, load_settings
@@ -422,3 +424,31 @@ def test_cli_cancel(jobtask, dataset, jobs):
     assert (job["status"], job["error_message"]) == ("CANCELED", "from the shell")
     code, _, err = jobtask("job", "cancel", "job-c3", "--domain", DOMAIN_C)
     assert code == 1 and err.startswith("ERROR_JOB_STATE")
+
+
+# --- the console, unchanged, on these endpoints ------------------------------------------------------
+
+needs_browser = pytest.mark.skipif(browser_missing() is not None, reason=browser_missing() or "")
+
+
+@needs_browser
+def test_the_console_lists_jobs_and_cancels_one_with_a_cancel_token(browser, settings, dataset):
+    with serving(create_app(settings)) as server:
+        context, console = open_console(browser, server)
+        try:
+            console.open("#/jobs").sign_in("token-c").signed_in()
+            console.job_row("job-c2").wait_for()
+            assert console.job_row("job-c2").get_by_test_id("cancel-job").count() == 0, "read only: no Cancel"
+            console.page.get_by_role("button", name="Sign out").click()
+            console.sign_in("token-c-cancel").signed_in()
+            expect(console.page.locator("#scope")).to_contain_text("cancel")
+            console.job_row("job-c2").get_by_test_id("cancel-job").click()
+            console.page.get_by_test_id("cancel-reason").fill("from the console")
+            console.page.get_by_test_id("cancel-confirm").click()
+            expect(console.page.locator("#toast")).to_contain_text("Job job-c2 canceled.")
+            wait_for(lambda: dataset.task("job-task-c21")["status"] == "CANCELED")
+            console.page.reload()
+            expect(console.job_row("job-c2").get_by_test_id("status")).to_have_attribute("data-status", "CANCELED")
+            assert not console.errors
+        finally:
+            context.close()
