@@ -52,7 +52,7 @@ from worker.api.scope import add_scope_route
 from worker.client import JobTaskEvents
 from worker.api.models import Error, response_models
 from worker.read.models import request_models
-from worker.read.reads import Scope, get_item, list_items, stat_items
+from worker.read.reads import get_item, list_items, stat_items
 from worker.read.resource import JOB, JOB_TASK, Resource
 from worker.settings import Settings, get_settings
 from worker.mongo import connect
