@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tests import bench, bench_streams
+from tests import bench, bench_reads, bench_streams
 from tests.bench_runs import Services, measure_update_one, run_noop, run_pipeline, verify
 from tests.bench_soak import quarter_peaks, run_soak, soak_table
 from tests.bench_streams import Expected
@@ -206,3 +206,31 @@ def test_check_catches_a_wrong_task_an_event_applied_twice_and_leftovers(mongo_d
     mongo_db[EVENTS].delete_one({"_id": "m9"})
     mongo_db[DEAD_LETTERS].insert_one({"_id": "m10", "reason": "bench"})
     assert not verify(mongo_db, expected, 4).correct, "a dead letter"
+
+
+# --- the reads table (tests/bench_reads.py) -----------------------------------------------------------
+
+
+def test_reads_seed_through_the_worker_and_compare_like_with_like(mongo_db):
+    rows = bench_reads.run_reads(mongo_db, tasks=50, jobs=10, repeat=1)
+    assert [(row.resource, row.read) for row in rows] == [
+        (resource, read) for resource in ("JobTask", "Job")
+        for read in ("list newest first, page of 100", "list status FAILURE, page of 100", "stat: count by status")]
+    assert all(row.same_answer for row in rows), "each read answers what its raw query answers"
+    # Every Job was declared and equals its tasks; 9 in 10 belong to the domain read.
+    jobs = list(mongo_db.jobs.find({"domain_id": bench_reads.DOMAIN}))
+    assert len(jobs) == 9 and {row.documents for row in rows if row.resource == "Job"} == {9}
+    for job in jobs:
+        tasks = list(mongo_db.job_tasks.find({"job_id": job["job_id"]}))
+        assert job["total_tasks"] == len(tasks) == 5
+        assert job["task_counts"]["SUCCESS"] == sum(task["status"] == "SUCCESS" for task in tasks)
+    # secantusdb answers explain: every read of ours runs on an index.
+    assert all(row.index_backed for row in rows), [row.plan for row in rows]
+    table = bench_reads.reads_table(rows, 50, 10, 1)
+    assert table.count("\n") == len(rows) + 2 and "**NO**" not in table
+
+
+def test_reads_check_catches_a_wrong_answer():
+    wrong = bench_reads.Read("list", bench_reads.JOB, lambda: (1, ["a"]), lambda: (1, ["b"]), lambda: {})
+    row = bench_reads.time_read(wrong, 1)
+    assert not row.same_answer and row.plan == "explain gave no plan" and not row.index_backed

@@ -127,7 +127,7 @@ def banner(settings: Settings, urls: dict, embedded: dict, token: str | None, ap
         f"  broker  {urls['broker']}{where('redis')}",
         f"  store   {urls['store']} database {settings.mongo_db}{where('store')}",
         f"  queue   {settings.queue} ({settings.concurrency} worker processes)",
-        f"  api     {api}  (POST /cost-analysis/v1/job-task/get|list|stat, GET /healthz)",
+        f"  api     {api}  (POST /cost-analysis/v1/job-task/get|list|stat, job/..., GET /healthz)",
         f"  token   {token or ''}{note}",
         f"  try     curl -s -X POST {api}{LIST_PATH} -H 'Authorization: Bearer {token or '<token>'}' "
         "-H 'Content-Type: application/json' -d '{\"query\": {}}'",
@@ -175,7 +175,8 @@ class Runner:
         if not settings.api_tokens and not settings.mongo_url:
             self.token = self.data.state.get("dev_token") or secrets.token_urlsafe(24)
             self.data.remember(dev_token=self.token)
-            env["JOBTASK_API_TOKENS"] = json.dumps({self.token: {"domain_id": DEV_DOMAIN}})
+            env["JOBTASK_API_TOKENS"] = json.dumps(
+                {self.token: {"domain_id": DEV_DOMAIN, "permissions": ["read", "cancel"]}})
         self.children.append(Child("worker", [
             py, "-m", "celery", "-A", "worker", "worker", "-Q", settings.queue,
             "-c", str(settings.concurrency), "-l", "INFO"], env, ready_line=" ready."))

@@ -93,6 +93,12 @@ ERROR_NOT_FOUND = ErrorKind(
 ERROR_UNSUPPORTED_API = ErrorKind(
     "ERROR_UNSUPPORTED_API", "Unsupported API. (method = {method}, path = {path})", 404
 )
+ERROR_JOB_STATE = ErrorKind(
+    "ERROR_JOB_STATE", "Only running jobs can be canceled. (job_state = {job_state})", 400
+)
+ERROR_BROKER_UNAVAILABLE = ErrorKind(
+    "ERROR_BROKER_UNAVAILABLE", "The event broker cannot be reached; nothing was sent. (reason = {reason})", 503
+)
 ERROR_QUERY_TIMEOUT = ErrorKind(
     "ERROR_QUERY_TIMEOUT",
     "Query exceeded its time limit of {limit_ms} ms. Narrow the filter or ask for a smaller page.",

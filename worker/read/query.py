@@ -33,10 +33,15 @@ from worker.read.resource import Resource
 
 @dataclass(frozen=True)
 class Scope:
-    """What a caller may read: one domain, optionally narrowed to workspaces."""
+    """What a caller may read: one domain, optionally narrowed to workspaces.
+
+    ``permissions`` is what its token may do there: ``read`` always, and
+    ``cancel`` for a token allowed to cancel jobs (``worker.read.cancel``).
+    """
 
     domain_id: str
     workspace_ids: tuple[str, ...] | None = None
+    permissions: tuple[str, ...] = ("read",)
 
 
 @dataclass(frozen=True)
