@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
 
@@ -21,7 +21,7 @@ class StatResponse(BaseModel):
     """Aggregate rows (group keys flattened) or distinct values; total_count when paged."""
 
     results: list[Any]
-    total_count: Optional[int] = None
+    total_count: int | None = None
 
 
 class ErrorDetail(BaseModel):

@@ -23,9 +23,10 @@ import json
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import redis
 from fastapi import FastAPI, Request
@@ -38,6 +39,9 @@ from pydantic.json_schema import models_json_schema
 from pymongo.database import Database
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from worker.api.console import add_console_routes
+from worker.api.models import Error, response_models
+from worker.mongo import connect
 from worker.read.errors import (
     ERROR_AUTHENTICATE_FAILURE,
     ERROR_DB_UNAVAILABLE,
@@ -47,13 +51,10 @@ from worker.read.errors import (
     ERROR_UNSUPPORTED_API,
     ReadError,
 )
-from worker.api.console import add_console_routes
-from worker.api.models import Error, response_models
 from worker.read.models import request_models
 from worker.read.reads import Scope, get_item, list_items, stat_items
 from worker.read.resource import JOB_TASK, Resource
 from worker.settings import Settings, get_settings
-from worker.mongo import connect
 
 LOGGER = logging.getLogger("jobtask.api")
 JOB_TASK_PREFIX = "/cost-analysis/v1/job-task"

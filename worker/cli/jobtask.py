@@ -23,8 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from worker.cli.audit import add_audit_commands
 from worker.cli.output import cell, connect_store, print_json, print_table

@@ -38,6 +38,6 @@ def print_table(rows: list[dict], columns: list[str] | None) -> None:
         return
     cells = [[cell(row.get(name)) for name in columns] for row in rows]
     widths = [max([len(name), *(len(line[i]) for line in cells)]) for i, name in enumerate(columns)]
-    print("  ".join(name.upper().ljust(width) for name, width in zip(columns, widths)).rstrip())
+    print("  ".join(name.upper().ljust(width) for name, width in zip(columns, widths, strict=True)).rstrip())
     for line in cells:
-        print("  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip())
+        print("  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip())

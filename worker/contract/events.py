@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, Literal, Union
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -52,7 +52,7 @@ def to_millis(moment: datetime) -> datetime:
     Every time the rules compare is truncated first, so that the pure rules and
     the store (which keeps milliseconds) order events identically.
     """
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
@@ -108,7 +108,7 @@ class _Base(BaseModel):
     @classmethod
     def _occurred_at(cls, value: Any) -> datetime | None:
         moment = parse_occurred_at(value)
-        if moment is not None and moment > datetime.now(timezone.utc) + MAX_CLOCK_SKEW:
+        if moment is not None and moment > datetime.now(UTC) + MAX_CLOCK_SKEW:
             raise ValueError("is more than 5 minutes ahead of the worker's clock")
         return moment
 
@@ -216,9 +216,9 @@ class JobTimedOut(_JobEvent):
     reason: Text | None = None
 
 
-TaskEvent = Union[Created, Started, Progressed, Succeeded, Failed, Canceled, TimedOut]
-JobEvent = Union[JobCreated, JobCanceled, JobTimedOut]
-Event = Union[TaskEvent, JobEvent]
+TaskEvent = Created | Started | Progressed | Succeeded | Failed | Canceled | TimedOut
+JobEvent = JobCreated | JobCanceled | JobTimedOut
+Event = TaskEvent | JobEvent
 TASK_EVENTS = (Created, Started, Progressed, Succeeded, Failed, Canceled, TimedOut)
 JOB_EVENTS = (JobCreated, JobCanceled, JobTimedOut)
 

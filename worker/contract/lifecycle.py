@@ -27,9 +27,9 @@ in the worker; the property tests hold the two to the same answers.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable
 
 from worker.contract.events import (
     Canceled,
@@ -76,7 +76,7 @@ class Terminal:
     error_message: str | None = None
     created_count_delta: int = 0
 
-    def precedes(self, other: "Terminal | None") -> bool:
+    def precedes(self, other: Terminal | None) -> bool:
         """Earliest (occurred_at, event_id) wins, so arrival order does not matter."""
         if other is None:
             return True

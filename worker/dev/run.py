@@ -13,6 +13,7 @@ and the exit status is 1.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -30,9 +31,9 @@ from pymongo.errors import PyMongoError
 
 from worker.dev.embedded import EmbeddedRedis, EmbeddedStore, child_env, free_port
 from worker.ingest.retry import Backoff, StoreUnavailable, retry_transient
-from worker.settings import Settings, load_settings
 from worker.ingest.store import ensure_indexes
 from worker.mongo import connect
+from worker.settings import Settings, load_settings
 
 DEFAULT_PORTS = {"redis": 6390, "store": 27090}
 DEV_DOMAIN = "domain-dev"
@@ -64,7 +65,7 @@ class DataDir:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
-        self.lock = open(path / "run.lock", "w")
+        self.lock = open(path / "run.lock", "w")  # noqa: SIM115 -- held, and so locked, while this object lives
         try:
             fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -107,10 +108,8 @@ class Child:
     def signal(self, signum: int, group: bool = False) -> None:
         """SIGTERM to celery's main process is a warm shutdown; its pool must not get it."""
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signum) if group else self.process.send_signal(signum)
-            except ProcessLookupError:
-                pass
 
 
 def banner(settings: Settings, urls: dict, embedded: dict, token: str | None, api: str) -> str:

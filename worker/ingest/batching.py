@@ -45,7 +45,7 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from celery import Task
 from celery.utils.imports import symbol_by_name
@@ -269,8 +269,8 @@ class Buffer:
         if work is None:  # settled already (a late callback)
             return
         batch = work.batch
-        acks = [held for held, decision in zip(batch, decisions) if decision == ACK]
-        requeues = [held for held, decision in zip(batch, decisions) if decision != ACK]
+        acks = [held for held, decision in zip(batch, decisions, strict=True) if decision == ACK]
+        requeues = [held for held, decision in zip(batch, decisions, strict=True) if decision != ACK]
         self._tell_broker(acks, requeues)
         self.on_batch_settled(batch, decisions)
         self.flush()
@@ -339,5 +339,5 @@ class EventTask(Task):
         """
         from worker.ingest.consume import run_batch  # noqa: PLC0415 - pool-side module
 
-        delivery = (self.request.id or "local", self.name, [], event, datetime.now(timezone.utc), None)
+        delivery = (self.request.id or "local", self.name, [], event, datetime.now(UTC), None)
         return run_batch([delivery])[0]

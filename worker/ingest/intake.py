@@ -18,7 +18,7 @@ no Celery ``Request``.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu.serialization import loads
@@ -34,7 +34,7 @@ MAX_KEPT_BODY = 2048
 
 def _refused(message, message_id: str, task_name: str | None, refusal: str) -> Held:
     body = repr(message.body)[:MAX_KEPT_BODY]
-    delivery = (message_id, task_name or "(none)", [], {"body": body}, datetime.now(timezone.utc), refusal)
+    delivery = (message_id, task_name or "(none)", [], {"body": body}, datetime.now(UTC), refusal)
     return Held(message, delivery, message_id)
 
 
@@ -66,7 +66,7 @@ def _read(message) -> Held:
                         "not a Celery task message (no task name, or a body that is not [args, kwargs, embed])")
     args = list(args) if isinstance(args, (list, tuple)) else args
     group = kwargs.get("job_task_id") if isinstance(kwargs, dict) else None
-    delivery = (message_id, str(task_name), args, kwargs, datetime.now(timezone.utc), None)
+    delivery = (message_id, str(task_name), args, kwargs, datetime.now(UTC), None)
     return Held(message, delivery, group if isinstance(group, str) else message_id)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from worker.contract.events import (
     Canceled,
@@ -101,7 +101,7 @@ def ending_item(job_id: str, domain_id: str, job_task_id: str, ending: Ending) -
         task_name=task_name_of(model),
         args=[],
         kwargs=event.model_dump(mode="json", exclude_none=True, exclude={"kind"}),
-        received_at=datetime.now(timezone.utc),
+        received_at=datetime.now(UTC),
     )
     item = make_item(delivery, event, occurred_at=to_millis(ending.occurred_at))
     item.ending_of = (job_id, ending.event_id)

@@ -27,12 +27,11 @@ from typing import Protocol
 from pymongo.database import Database
 
 from worker.contract.jobs import JobState, LoggedJobEvent, TaskView, admit_job_event
-from worker.contract.lifecycle import APPLIED, derived
+from worker.contract.lifecycle import APPLIED, Outcome, derived
+from worker.ingest.history import Delivery
 from worker.ingest.items import Item, ending_item
 from worker.ingest.jobs import JobRow, read_jobs, write_jobs
 from worker.ingest.retry import BatchNotSettled
-from worker.contract.lifecycle import Outcome
-from worker.ingest.history import Delivery
 from worker.ingest.store import TaskRow
 
 MAX_ATTEMPTS = 8

@@ -11,7 +11,7 @@ datetime fields compare as datetimes.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from worker.read.errors import (
@@ -37,8 +37,8 @@ def parse_iso8601(value: Any, where: str) -> datetime:
     except ValueError:
         raise ERROR_DB_QUERY(reason=f"{where}: '{value}' is not an ISO 8601 datetime.") from None
     if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 _TIMEDIFF = re.compile(

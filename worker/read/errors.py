@@ -21,7 +21,7 @@ class ErrorKind:
     template: str
     http_status: int
 
-    def __call__(self, **fields) -> "ReadError":
+    def __call__(self, **fields) -> ReadError:
         try:
             message = self.template.format(**fields)
         except (KeyError, IndexError):

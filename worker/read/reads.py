@@ -15,9 +15,10 @@ query MongoDB refuses 400), never as a raw driver exception.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 from bson import ObjectId
 from pymongo.collection import Collection
@@ -32,8 +33,8 @@ from worker.read.errors import (
 )
 from worker.read.query import Scope, plan_get, plan_list, projection_for
 from worker.read.resource import Resource
-from worker.settings import Settings
 from worker.read.stat_query import StatPlan, plan_stat
+from worker.settings import Settings
 
 __all__ = ["Scope", "get_item", "list_items", "stat_items"]
 
@@ -173,12 +174,12 @@ def _plain(value: Any) -> Any:
 
 def _timestamp(moment: datetime) -> str:
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @contextmanager

@@ -10,9 +10,10 @@ and one call per face (``worker.api.server.add_read_routes``,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from worker.contract.lifecycle import STATUSES as JOB_TASK_STATUSES
 

@@ -12,27 +12,17 @@ stays a text. The scoped filter always comes first.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from worker.read.conditions import build_condition, parse_iso8601
 from worker.read.errors import (
     ERROR_DB_QUERY,
     ERROR_INVALID_PARAMETER,
     ERROR_INVALID_PARAMETER_TYPE,
     ERROR_REQUIRED_PARAMETER,
 )
-from worker.read.query import (
-    Scope,
-    list_param,
-    page_window,
-    param_clauses,
-    scoped_filter,
-    sort_spec,
-    user_clauses,
-)
-from worker.read.conditions import build_condition, parse_iso8601
 from worker.read.fields import KeyResolver, field_path, field_ref
 from worker.read.language import (
     CALCULATIONS,
@@ -57,6 +47,15 @@ from worker.read.models import (
     request_models,
 )
 from worker.read.parse import parse
+from worker.read.query import (
+    Scope,
+    list_param,
+    page_window,
+    param_clauses,
+    scoped_filter,
+    sort_spec,
+    user_clauses,
+)
 from worker.read.resource import Resource
 
 
