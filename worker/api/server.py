@@ -171,7 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body = {"status": "ok" if healthy else "unavailable", **checks}
         return JSONResponse(body, status_code=200 if healthy else 503)
 
-    app.openapi = lambda: _openapi(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's way to replace the document
     return app
 
 

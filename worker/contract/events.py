@@ -27,6 +27,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 TASK_PREFIX = "job_task."
 JOB_PREFIX = "job."
@@ -225,11 +226,11 @@ JOB_EVENTS = (JobCreated, JobCanceled, JobTimedOut)
 
 def task_name_of(model: type[_Base] | _Base) -> str:
     """The Celery task an event is sent as: ``job_task.<kind>``, or its kind for a job's."""
-    kind = model.model_fields["kind"].default
+    kind: str = model.model_fields["kind"].default
     return kind if kind.startswith(JOB_PREFIX) else TASK_PREFIX + kind
 
 
-EVENT_TYPES: dict[str, type[_Base]] = {task_name_of(model): model for model in (*TASK_EVENTS, *JOB_EVENTS)}
+EVENT_TYPES: dict[str, type[Event]] = {task_name_of(model): model for model in (*TASK_EVENTS, *JOB_EVENTS)}
 
 
 @dataclass(frozen=True)
@@ -240,7 +241,7 @@ class InvalidEvent:
     field: str | None = None
 
 
-def _describe(error: dict) -> tuple[str, str | None]:
+def _describe(error: ErrorDetails) -> tuple[str, str | None]:
     """One line per offending kwarg, named as the producer spelled it."""
     loc = error.get("loc") or ()
     field = str(loc[0]) if loc else None

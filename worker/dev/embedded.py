@@ -186,7 +186,8 @@ class EmbeddedStore(ChildService):
     def ping(self) -> bool:
         import pymongo  # noqa: PLC0415
 
-        client = pymongo.MongoClient(self.url, serverSelectionTimeoutMS=500, connectTimeoutMS=500)
+        client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
+            self.url, serverSelectionTimeoutMS=500, connectTimeoutMS=500)
         try:
             client.admin.command("ping")
             return True

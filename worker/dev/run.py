@@ -99,6 +99,7 @@ class Child:
         threading.Thread(target=self._relay, daemon=True).start()
 
     def _relay(self) -> None:
+        assert self.process.stdout is not None  # stdout=PIPE
         for raw in self.process.stdout:
             line = raw.decode(errors="replace").rstrip()
             if self.ready_line and self.ready_line in line:
@@ -141,7 +142,7 @@ class Runner:
         self.stopping, self.force = threading.Event(), threading.Event()
         self.services: list = []
         self.children: list[Child] = []
-        self.urls = {"broker": settings.broker_url, "store": settings.mongo_url}
+        self.urls = {"broker": settings.broker_url or "", "store": settings.mongo_url or ""}  # "": embedded
         self.embedded: dict[str, Path] = {}
         self.token: str | None = None
         self.data = DataDir(settings.data_dir) if not all(self.urls.values()) else None
@@ -155,6 +156,7 @@ class Runner:
     def start_servers(self) -> None:
         for name, key, server_class in (("redis", "broker", EmbeddedRedis), ("store", "store", EmbeddedStore)):
             if not self.urls[key]:
+                assert self.data is not None  # made when a server is embedded
                 server = server_class(self.settings.data_dir / name, self.data.port(name))
                 self.services.append(server.start())
                 self.urls[key], self.embedded[name] = server.url, server.data_dir
@@ -172,6 +174,7 @@ class Runner:
         env = child_env(JOBTASK_BROKER_URL=self.urls["broker"], JOBTASK_MONGO_URL=self.urls["store"],
                         JOBTASK_API_PORT=str(self.api_port), PYTHONUNBUFFERED="1")
         if not settings.api_tokens and not settings.mongo_url:
+            assert self.data is not None  # the store is embedded
             self.token = self.data.state.get("dev_token") or secrets.token_urlsafe(24)
             self.data.remember(dev_token=self.token)
             env["JOBTASK_API_TOKENS"] = json.dumps({self.token: {"domain_id": DEV_DOMAIN}})

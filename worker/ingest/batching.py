@@ -46,6 +46,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from celery import Task
 from celery.utils.imports import symbol_by_name
@@ -63,7 +64,7 @@ RUN_BATCH = "worker.ingest.consume:run_batch"
 class Held:
     """A message the main process holds until its batch is settled."""
 
-    message: object  # the kombu message: its delivery tag and payload settle it
+    message: Any  # the kombu message: its delivery tag and payload settle it
     delivery: tuple  # (message_id, task_name, args, kwargs, received_at, refusal)
     group: str  # the job_task_id its batch keeps together (the message id if none)
     copies: list = field(default_factory=list)  # other kombu messages of the same id, acked with it
@@ -124,7 +125,7 @@ class Buffer:
         self.unsettled: list[tuple[list[Held], list[Held]]] = []  # (acks, requeues) to retry
         self.held_tags: set[str] = set()  # delivery tags of every message above
         self.by_id: dict[str, Held] = {}  # the same, by message id
-        self.channel = None
+        self.channel: Any = None  # the transport's Channel, once attached
         self.sending = True
         self._tick = None
         self._batch_ids = iter(range(1, 1 << 62))
@@ -339,5 +340,5 @@ class EventTask(Task):
         """
         from worker.ingest.consume import run_batch  # noqa: PLC0415 - pool-side module
 
-        delivery = (self.request.id or "local", self.name, [], event, datetime.now(UTC), None)
+        delivery: tuple[Any, ...] = (self.request.id or "local", self.name, [], event, datetime.now(UTC), None)
         return run_batch([delivery])[0]

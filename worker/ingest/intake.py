@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu.serialization import loads
@@ -34,7 +35,7 @@ MAX_KEPT_BODY = 2048
 
 def _refused(message, message_id: str, task_name: str | None, refusal: str) -> Held:
     body = repr(message.body)[:MAX_KEPT_BODY]
-    delivery = (message_id, task_name or "(none)", [], {"body": body}, datetime.now(UTC), refusal)
+    delivery: tuple[Any, ...] = (message_id, task_name or "(none)", [], {"body": body}, datetime.now(UTC), refusal)
     return Held(message, delivery, message_id)
 
 

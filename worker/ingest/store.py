@@ -355,8 +355,8 @@ def catch_up(db: Database, rows: dict[str, TaskRow | None]) -> dict[str, TaskRow
             if row is not None:
                 folded[job_task_id] = row
             continue
-        after = row
-        for entry in entries:
+        after = advance(row, entries[0])
+        for entry in entries[1:]:
             after = advance(after, entry)
         founding = entries[0].founding if row is None else None
         updates.append(task_update(row, after, founding))

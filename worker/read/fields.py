@@ -21,7 +21,7 @@ MAX_DEPTH = 32
 # --- the whole body: no operators, nothing BSON cannot carry ---------------------------
 
 
-def check_body(body: Any, where: str = "body") -> dict:
+def check_body(body: Any, where: str = "body") -> dict[str, Any]:
     """Refuse a body that is not an object, or that hides an operator or unencodable data."""
     if not isinstance(body, dict):
         raise ERROR_INVALID_PARAMETER_TYPE(key=where, type="object")

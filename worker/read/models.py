@@ -85,7 +85,7 @@ def choice(values: tuple[str, ...]) -> Any:
 def field_key(resource: Resource) -> Any:
     """A text naming one of ``resource``'s fields, or a path into an open field."""
     names = {"enum": list(resource.fields)}
-    schema: dict = {"type": "string", "description": f"A {resource.name} field", **names}
+    schema: dict[str, Any] = {"type": "string", "description": f"A {resource.name} field", **names}
     if resource.open_fields:
         opens = sorted(resource.open_fields)
         paths = {"pattern": f"^({'|'.join(opens)})(\\.[^.$][^.]*)+$"}
@@ -254,7 +254,8 @@ STAGES: dict[str, type[BaseModel]] = {
 }
 
 _STAGE_MODELS = tuple(
-    create_model(f"{name.title()}Stage", __base__=_Strict, **{name: (options, ...)})
+    # A field named at run time: mypy checks its value against create_model's own keywords too.
+    create_model(f"{name.title()}Stage", __base__=_Strict, **{name: (options, ...)})  # type: ignore[call-overload]
     for name, options in STAGES.items()
 )
 Stage = Union[_STAGE_MODELS]  # type: ignore[valid-type]  # noqa: UP007 -- a union of a tuple made at run time
@@ -317,20 +318,20 @@ def request_models(resource: Resource) -> RequestModels:
             Field(None, description=f"A case-insensitive substring of {resource.id_field}"),
         ),
     }
-    page = (SkipValidation[Page | None], None)
+    page = (SkipValidation[Page | None], None)  # type: ignore[misc]  # mypy sees pydantic's alias, not the class
     query = create_model(
         f"{name}Query",
         __base__=_Strict,
         __doc__=f"SpaceONE core Query over {plural}.",
         **filters,
         sort=(
-            SkipValidation[list[sort_item] | sort_item | None],
+            SkipValidation[list[sort_item] | sort_item | None],  # type: ignore[misc]  # as page
             Field(None, description=f"Default: {_sort_text(resource.default_sort)}; "
                   f"ties always end in {resource.id_field} order"),
         ),
         page=page,
         minimal=(bool | None, Field(None, description=f"Only {', '.join(resource.minimal_fields)}")),
-        only=(list[key] | None, Field(None, description="Only these fields")),
+        only=(list[key] | None, Field(None, description="Only these fields")),  # type: ignore[valid-type]  # key: a run-time type
         count_only=(bool | None, Field(None, description="Only total_count")),
     )
     statistics_query = create_model(
@@ -340,7 +341,7 @@ def request_models(resource: Resource) -> RequestModels:
         **filters,
         page=page,
         aggregate=(
-            SkipValidation[list[Stage] | None],  # type: ignore[valid-type]
+            SkipValidation[list[Stage] | None],  # type: ignore[misc]  # as page
             Field(None, description="Stages in order, each exactly one of " + ", ".join(STAGES)),
         ),
         distinct=(
@@ -348,17 +349,14 @@ def request_models(resource: Resource) -> RequestModels:
             Field(None, description="The distinct values of one field, sorted"),
         ),
     )
-    status = Annotated[choice(resource.statuses) | None, BeforeValidator(_blank_is_none)]
-    params = {param: (status if param == "status" else Param, None) for param in resource.param_filters}
-    get = create_model(
-        f"Get{name}Request",
-        __base__=RequestBase,
-        **{
-            param: (Annotated[str, BeforeValidator(_blank_is_missing)], ...)
-            if param == resource.id_field else (Param, None)
-            for param in resource.get_params
-        },
-    )
+    status: Any = Annotated[choice(resource.statuses) | None, BeforeValidator(_blank_is_none)]
+    params: dict[str, Any] = {param: (status if param == "status" else Param, None) for param in resource.param_filters}
+    get_params: dict[str, Any] = {
+        param: (Annotated[str, BeforeValidator(_blank_is_missing)], ...)
+        if param == resource.id_field else (Param, None)
+        for param in resource.get_params
+    }
+    get = create_model(f"Get{name}Request", __base__=RequestBase, **get_params)
     listing = create_model(
         f"List{plural}Request", __base__=RequestBase, **params,
         query=(query | None, Field(None, description="Default: everything the token may read")),

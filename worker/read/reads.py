@@ -41,7 +41,9 @@ __all__ = ["Scope", "get_item", "list_items", "stat_items"]
 _MAX_TIME_MS_EXPIRED = 50
 
 
-def get_item(resource: Resource, db: Database, scope: Scope, body: Any, settings: Settings) -> dict:
+def get_item(
+    resource: Resource, db: Database[dict[str, Any]], scope: Scope, body: Any, settings: Settings
+) -> dict[str, Any]:
     """One document the caller may see, or ERROR_NOT_FOUND (also for other domains')."""
     item_id, query = plan_get(resource, body, scope)
     with _store_errors(settings):
@@ -54,9 +56,9 @@ def get_item(resource: Resource, db: Database, scope: Scope, body: Any, settings
 
 
 def list_items(
-    resource: Resource, db: Database, scope: Scope, body: Any, settings: Settings,
+    resource: Resource, db: Database[dict[str, Any]], scope: Scope, body: Any, settings: Settings,
     now: datetime | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """``{"results": [...], "total_count": n}``; total_count counts what the caller may see."""
     plan = plan_list(resource, body, scope, settings.max_page_size, now or _utcnow())
     collection = db[resource.collection]
@@ -78,21 +80,21 @@ def list_items(
 
 
 def stat_items(
-    resource: Resource, db: Database, scope: Scope, body: Any, settings: Settings,
+    resource: Resource, db: Database[dict[str, Any]], scope: Scope, body: Any, settings: Settings,
     now: datetime | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """``{"results": [...]}`` plus ``total_count`` when ``page.limit`` > 0."""
     plan = plan_stat(resource, body, scope, settings.max_page_size, now or _utcnow())
     collection = db[resource.collection]
     with _store_errors(settings):
         if plan.distinct is not None:
-            return _distinct(collection, plan, settings)
+            return _distinct(collection, plan.distinct, plan, settings)
         return _aggregate(collection, plan, settings)
 
 
-def _aggregate(collection: Collection, plan: StatPlan, settings: Settings) -> dict:
+def _aggregate(collection: Collection[dict[str, Any]], plan: StatPlan, settings: Settings) -> dict[str, Any]:
     pipeline = [{"$match": plan.match}, *plan.stages]
-    response: dict = {}
+    response: dict[str, Any] = {}
     if plan.with_total:
         # Counted apart from the page (as SpaceONE does) rather than in one
         # $facet, whose single output document is bounded at 16 MB.
@@ -107,19 +109,17 @@ def _aggregate(collection: Collection, plan: StatPlan, settings: Settings) -> di
     return {"results": [stat_row(row) for row in cursor], **response}
 
 
-def _distinct(collection: Collection, plan: StatPlan, settings: Settings) -> dict:
-    values = collection.distinct(
-        plan.distinct, plan.match, maxTimeMS=settings.query_time_limit_ms
-    )
+def _distinct(collection: Collection[dict[str, Any]], key: str, plan: StatPlan, settings: Settings) -> dict[str, Any]:
+    values = collection.distinct(key, plan.match, maxTimeMS=settings.query_time_limit_ms)
     values = sorted(values, key=_sort_key)
-    response: dict = {}
+    response: dict[str, Any] = {}
     if plan.with_total:
         response["total_count"] = len(values)
     window = values[plan.skip : plan.skip + plan.limit]
     return {"results": [_plain(value) for value in window], **response}
 
 
-def _sort_key(value: Any) -> tuple:
+def _sort_key(value: Any) -> tuple[Any, ...]:
     # Mixed types cannot be compared; order by type first, like MongoDB does.
     if value is None:
         return (0, "")
@@ -137,7 +137,7 @@ def _sort_key(value: Any) -> tuple:
 # --- shaping ----------------------------------------------------------------------------------------
 
 
-def item_info(resource: Resource, document: dict) -> dict:
+def item_info(resource: Resource, document: dict[str, Any]) -> dict[str, Any]:
     """A stored document as the API returns it: the resource's field order, values present only."""
     info = {}
     for name in resource.fields:
@@ -147,9 +147,9 @@ def item_info(resource: Resource, document: dict) -> dict:
     return info
 
 
-def stat_row(row: dict) -> dict:
+def stat_row(row: dict[str, Any]) -> dict[str, Any]:
     """One aggregate row: group keys flattened from ``_id``, internal fields dropped."""
-    flat: dict = {}
+    flat: dict[str, Any] = {}
     group = row.get("_id")
     if isinstance(group, dict):
         flat.update(group)
