@@ -84,7 +84,13 @@ from pathlib import Path
 from tests import bench_streams as streams
 from tests.bench_reads import reads_table, run_reads
 from tests.bench_runs import (
-    POLL_INTERVAL, Run, Services, measure_update_one, producer_pool, run_noop, run_pipeline,
+    POLL_INTERVAL,
+    Run,
+    Services,
+    measure_update_one,
+    producer_pool,
+    run_noop,
+    run_pipeline,
 )
 from tests.bench_soak import run_soak, soak_table
 from tests.bench_streams import Plan
@@ -134,7 +140,7 @@ def make_plan(key: str, scale: float, seed: int) -> Plan:
         return streams.interleaved(2, seed, per_task, jobs=1, name="long tasks")
     jobs = min(JOBS, tasks)
     if key == "no-jobs":
-        return streams.interleaved(tasks, seed, jobs=jobs, name=f"the same, without Jobs (reference)")
+        return streams.interleaved(tasks, seed, jobs=jobs, name="the same, without Jobs (reference)")
     return streams.interleaved(tasks, seed, jobs=jobs, name=f"interleaved over {jobs} declared jobs",
                                declare=True)
 
@@ -273,9 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     began = time.monotonic()
     if args.reads_only:
-        with tempfile.TemporaryDirectory(prefix="jobtask-bench-") as scratch:
-            with EmbeddedStore((args.workdir or Path(scratch)) / "store") as store:
-                text, correct = reads_section(store.url, args)
+        with tempfile.TemporaryDirectory(prefix="jobtask-bench-") as scratch, \
+                EmbeddedStore((args.workdir or Path(scratch)) / "store") as store:
+            text, correct = reads_section(store.url, args)
         print(text)
         return 0 if correct else 1
     reads_correct = True

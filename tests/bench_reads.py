@@ -29,9 +29,10 @@ import random
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pymongo.database import Database
 
@@ -58,7 +59,7 @@ BY_STATUS = {"aggregate": [{"group": {"keys": [{"key": "status", "name": "status
 def seed_messages(tasks: int, jobs: int, seed: int) -> list[tuple[str, dict]]:
     """(task name, kwargs) of every event: each job's job.created, then its tasks' events."""
     rng = random.Random(seed)
-    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
     messages: list[tuple[str, dict]] = []
     per_job, extra = divmod(tasks, jobs)
     number = 0
@@ -97,7 +98,7 @@ def seed(db: Database, tasks: int, jobs: int, seed_value: int = 1,
          progress: Callable[[str], None] | None = None) -> int:
     """Apply the seeding events through the worker's batch code; returns how many."""
     messages = seed_messages(tasks, jobs, seed_value)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for offset in range(0, len(messages), BATCH):
         chunk = messages[offset:offset + BATCH]
         deliveries = [Delivery(uuid.uuid4().hex, name, [], kwargs, now) for name, kwargs in chunk]
@@ -145,7 +146,7 @@ def reads_of(db: Database, resource: Resource, settings: Settings) -> list[Read]
     collection = db[resource.collection]
     projection = {"_id": 0, **dict.fromkeys(resource.fields, 1)}
     sort = [("created_at", -1), (resource.id_field, 1)]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
 
     def listing(body: dict, raw_filter: dict, label: str) -> Read:
         def ours():

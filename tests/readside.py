@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -83,7 +83,7 @@ def at(text: str) -> datetime:
 
 
 def text(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def seed_specs() -> list[TaskSpec]:
@@ -338,7 +338,7 @@ def worker_dataset(broker_url: str, store_url: str, directory: Path):
     pipeline = Pipeline(broker_url, store_url, directory)
     try:
         pipeline.start_worker(concurrency=2)
-        drive(pipeline, seed_specs() + operator_specs(datetime.now(timezone.utc)))
+        drive(pipeline, seed_specs() + operator_specs(datetime.now(UTC)))
         yield pipeline
     finally:
         pipeline.close()

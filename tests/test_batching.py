@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+
 from kombu.message import Message
 
 from worker.ingest.batching import Held

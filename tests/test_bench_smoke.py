@@ -9,7 +9,7 @@ and every event accepted once.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -92,7 +92,8 @@ def test_default_sizes_are_the_documented_streams():
     assert (sizes["jobs"].tasks, sizes["jobs"].jobs, sizes["jobs"].events) == (1_000, 20, 10_020)
     assert sizes["jobs"].declared_jobs() == {f"job-bench-{n}": 50 for n in range(20)}
     assert [kwargs["job_task_id"] for _, kwargs in sizes["jobs"].messages[20:]] == \
-        [kwargs["job_task_id"] for _, kwargs in sizes["no-jobs"].messages], "the same task events after the 20 job.created"
+        [kwargs["job_task_id"] for _, kwargs in sizes["no-jobs"].messages], \
+        "the same task events after the 20 job.created"
     assert {expected.job_id for expected in sizes["interleaved"].expected.values()} == \
         {f"job-bench-{n}" for n in range(100)}, "ten tasks a job"
 
@@ -113,7 +114,7 @@ def test_split_keeps_each_task_on_one_producer_in_order():
 def test_soak_blocks_are_reproducible_and_follow_each_other():
     assert bench_streams.soak_blocks(1_000_000, 500) == [500] * 200
     assert bench_streams.soak_blocks(125, 5) == [5, 5, 2]
-    start = datetime(2024, 7, 1, tzinfo=timezone.utc)
+    start = datetime(2024, 7, 1, tzinfo=UTC)
     first, again = (bench_streams.soak_chunk(1, 0, 5, start) for _ in range(2))
     assert first.messages == again.messages, "producers and the checker make the same block"
     assert_lifecycles(first, 10)

@@ -19,18 +19,16 @@ job-3  ws-1       ds-aws       2      a07 TIMEOUT, a08 SUCCESS               FAI
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.browser import browser, browser_missing, expect, open_console, serving  # noqa: F401 - fixture
+from tests.browser import browser_fixture, browser_missing, expect, open_console, serving  # noqa: F401 - fixture
 from tests.harness import Pipeline, wait_for
 from tests.readside import (
     DOMAIN_A,
     DOMAIN_B,
-    SEED_DOMAIN,
     TOKENS,
     ReadClient,
     TaskSpec,
@@ -68,7 +66,7 @@ NEWEST_FIRST = ["job-4", "job-1", "job-2", "job-3"]
 
 def cancel_specs() -> list[TaskSpec]:
     """domain-c: job-c1 (one task done, one running, one pending), job-c2 in ws-2, job-c3 for the CLI."""
-    base = datetime.now(timezone.utc) - timedelta(hours=1)
+    base = datetime.now(UTC) - timedelta(hours=1)
     minute = timedelta(minutes=1)
     return [
         TaskSpec("job-task-c11", DOMAIN_C, "job-c1", "ds-c", base, started_after=minute,
@@ -89,7 +87,7 @@ def dataset(broker_url, store_url, tmp_path_factory):
             pipeline.events.job_created(domain_id=domain, job_id=job_id, data_source_id=source,
                                         total_tasks=total, workspace_id=workspace,
                                         occurred_at=text(declared_at))
-        drive(pipeline, seed_specs() + operator_specs(datetime.now(timezone.utc)) + cancel_specs())
+        drive(pipeline, seed_specs() + operator_specs(datetime.now(UTC)) + cancel_specs())
         yield pipeline
     finally:
         pipeline.close()
@@ -167,7 +165,8 @@ def test_get_is_narrowed_by_workspace_and_needs_the_id(jobs):
     assert jobs.error("get", {})["code"] == "ERROR_REQUIRED_PARAMETER"
     assert jobs.error("get", {"job_task_id": "job-task-a01", "job_id": "job-1"})["code"] == "ERROR_INVALID_PARAMETER"
     assert jobs.error("get", {"job_id": "job-1"}, token=None, status=401)["code"] == "ERROR_AUTHENTICATE_FAILURE"
-    assert jobs.error("get", {"job_id": "job-1"}, token="token-nothing", status=403)["code"] == "ERROR_PERMISSION_DENIED"
+    refused = jobs.error("get", {"job_id": "job-1"}, token="token-nothing", status=403)
+    assert refused["code"] == "ERROR_PERMISSION_DENIED"
 
 
 def test_the_seed_jobs_exist_undeclared(jobs):

@@ -10,20 +10,20 @@ the translation accepts.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from tests.readside import ReadClient, api_settings
 from worker.cli import jobtask as cli
 from worker.read.errors import ReadError
-from worker.read.query import Scope, plan_get, plan_list
 from worker.read.language import FILTER_OPERATORS, GROUP_OPERATORS, PROJECT_OPERATORS
-from worker.read.models import STAGES, request_models
+from worker.read.models import STAGES
+from worker.read.query import Scope, plan_get, plan_list
 from worker.read.resource import JOB, JOB_TASK
 from worker.read.stat_query import plan_stat
 
-NOW = datetime(2024, 3, 14, 15, 9, 26, tzinfo=timezone.utc)
+NOW = datetime(2024, 3, 14, 15, 9, 26, tzinfo=UTC)
 DOMAIN = Scope("domain-1")
 
 def error_of(call) -> ReadError:
@@ -58,7 +58,7 @@ def test_a_second_resource_plans_against_its_own_fields():
         "job_id": {"$regex": "job\\-7", "$options": "i"},
         "$and": [
             {"remained_tasks": {"$gt": 0}},
-            {"finished_at": {"$lt": datetime(2024, 3, 1, tzinfo=timezone.utc)}},
+            {"finished_at": {"$lt": datetime(2024, 3, 1, tzinfo=UTC)}},
             {"task_counts.FAILURE": {"$gte": 1}},
         ],
     }

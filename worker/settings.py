@@ -15,7 +15,6 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-
 PERMISSIONS = ("read", "cancel")
 
 

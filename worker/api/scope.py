@@ -8,8 +8,6 @@ token that reads its whole domain.
 
 from __future__ import annotations
 
-from typing import Literal, Optional
-
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field
 
@@ -24,8 +22,8 @@ class ScopeInfo(BaseModel):
     """The caller's scope: every read is narrowed to it, whatever a body says."""
 
     domain_id: str
-    workspace_ids: Optional[list[str]] = Field(description="null: the whole domain")
-    permissions: list[Literal["read", "cancel"]] = Field(description="cancel: may POST job/cancel")
+    workspace_ids: list[str] | None = Field(description="null: the whole domain")
+    permissions: list[str] = Field(description="read: may get, list and stat; cancel: may POST job/cancel")
 
 
 def add_scope_route(app: FastAPI) -> None:

@@ -23,9 +23,10 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import redis
 from fastapi import FastAPI, Request
@@ -38,6 +39,13 @@ from pydantic.json_schema import models_json_schema
 from pymongo.database import Database
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from worker.api.console import add_console_routes
+from worker.api.job_cancel import add_cancel_route
+from worker.api.models import Error, response_models
+from worker.api.requests import caller_scope, parse_body
+from worker.api.scope import add_scope_route
+from worker.client import JobTaskEvents
+from worker.mongo import connect
 from worker.read.errors import (
     ERROR_DB_UNAVAILABLE,
     ERROR_INVALID_PARAMETER,
@@ -45,17 +53,10 @@ from worker.read.errors import (
     ERROR_UNSUPPORTED_API,
     ReadError,
 )
-from worker.api.console import add_console_routes
-from worker.api.job_cancel import add_cancel_route
-from worker.api.requests import caller_scope, parse_body
-from worker.api.scope import add_scope_route
-from worker.client import JobTaskEvents
-from worker.api.models import Error, response_models
 from worker.read.models import request_models
 from worker.read.reads import get_item, list_items, stat_items
 from worker.read.resource import JOB, JOB_TASK, Resource
 from worker.settings import Settings, get_settings
-from worker.mongo import connect
 
 LOGGER = logging.getLogger("jobtask.api")
 JOB_TASK_PREFIX = "/cost-analysis/v1/job-task"
@@ -157,7 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body = {"status": "ok" if healthy else "unavailable", **checks}
         return JSONResponse(body, status_code=200 if healthy else 503)
 
-    app.openapi = lambda: _openapi(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's way to replace the document
     return app
 
 

@@ -29,8 +29,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from worker.cli.audit import add_audit_commands
 from worker.cli.cancel import add_cancel_command

@@ -45,7 +45,8 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 from celery import Task
 from celery.utils.imports import symbol_by_name
@@ -65,7 +66,7 @@ RUN_BATCH = "worker.ingest.consume:run_batch"
 class Held:
     """A message the main process holds until its batch is settled."""
 
-    message: object  # the kombu message: its delivery tag and payload settle it
+    message: Any  # the kombu message: its delivery tag and payload settle it
     delivery: tuple  # (message_id, task_name, args, kwargs, received_at, refusal)
     group: str  # the job_task_id its batch keeps together ("#job_id" for a Job's events, else the message id)
     job: str | None = None  # the job_id the message names, if any
@@ -107,7 +108,7 @@ class Buffer:
         self.unsettled: list[tuple[list[Held], list[Held]]] = []  # (acks, requeues) to retry
         self.held_tags: set[str] = set()  # delivery tags of every message above
         self.by_id: dict[str, Held] = {}  # the same, by message id
-        self.channel = None
+        self.channel: Any = None  # the transport's Channel, once attached
         self.sending = True
         self._tick = None
         self._batch_ids = iter(range(1, 1 << 62))
@@ -243,8 +244,8 @@ class Buffer:
         if work is None:  # settled already (a late callback)
             return
         batch = work.batch
-        acks = [held for held, decision in zip(batch, decisions) if decision == ACK]
-        requeues = [held for held, decision in zip(batch, decisions) if decision != ACK]
+        acks = [held for held, decision in zip(batch, decisions, strict=True) if decision == ACK]
+        requeues = [held for held, decision in zip(batch, decisions, strict=True) if decision != ACK]
         self._tell_broker(acks, requeues)
         self.on_batch_settled(batch, decisions)
         self.flush()
@@ -311,5 +312,5 @@ class EventTask(Task):
         """
         from worker.ingest.consume import run_batch  # noqa: PLC0415 - pool-side module
 
-        delivery = (self.request.id or "local", self.name, [], event, datetime.now(timezone.utc), None)
+        delivery: tuple[Any, ...] = (self.request.id or "local", self.name, [], event, datetime.now(UTC), None)
         return run_batch([delivery])[0]

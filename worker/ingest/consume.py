@@ -28,8 +28,8 @@ from worker.ingest import history
 from worker.ingest.history import Delivery
 from worker.ingest.processor import BatchResult, process_batch
 from worker.ingest.retry import Backoff, StoreUnavailable, is_transient, retry_transient
-from worker.settings import Settings, get_settings
 from worker.mongo import connect
+from worker.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 

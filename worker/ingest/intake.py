@@ -18,7 +18,8 @@ and reads the ``job_task_id`` and ``job_id`` by which the buffer groups it
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu.serialization import loads
@@ -35,7 +36,7 @@ MAX_KEPT_BODY = 2048
 
 def _refused(message, message_id: str, task_name: str | None, refusal: str) -> Held:
     body = repr(message.body)[:MAX_KEPT_BODY]
-    delivery = (message_id, task_name or "(none)", [], {"body": body}, datetime.now(timezone.utc), refusal)
+    delivery: tuple[Any, ...] = (message_id, task_name or "(none)", [], {"body": body}, datetime.now(UTC), refusal)
     return Held(message, delivery, message_id)
 
 
@@ -66,7 +67,7 @@ def _read(message) -> Held:
         return _refused(message, message_id, task_name,
                         "not a Celery task message (no task name, or a body that is not [args, kwargs, embed])")
     args = list(args) if isinstance(args, (list, tuple)) else args
-    delivery = (message_id, str(task_name), args, kwargs, datetime.now(timezone.utc), None)
+    delivery = (message_id, str(task_name), args, kwargs, datetime.now(UTC), None)
     task, job = (kwargs.get("job_task_id"), kwargs.get("job_id")) if isinstance(kwargs, dict) else (None, None)
     job = job if isinstance(job, str) else None
     if isinstance(task, str):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pymongo import UpdateOne
 from pymongo.database import Database
@@ -179,7 +179,7 @@ def job_update(before: JobRow | None, after: JobRow) -> UpdateOne:
             changes[f"_events.{_key(event_id)}"] = {"f": logged.fingerprint, "m": logged.message_id}
     update: dict = {"$set": changes}
     if before is None:
-        changes["_created_on"] = datetime.now(timezone.utc)
+        changes["_created_on"] = datetime.now(UTC)
         if not after.state.tasks:
             changes["_tasks"] = {}
     if cleared:
@@ -231,7 +231,7 @@ def found_jobs(db: Database, founders: dict[str, Created]) -> dict[str, tuple[st
         ops.append(UpdateOne(
             {"_id": job_id},
             {"$setOnInsert": {**public, "_v": 0, "_state": _kept(state), "_tasks": {}, "_events": {},
-                              "_task_count": 0, "_created_on": datetime.now(timezone.utc)}},
+                              "_task_count": 0, "_created_on": datetime.now(UTC)}},
             upsert=True,
         ))
     try:

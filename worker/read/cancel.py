@@ -18,7 +18,8 @@ when the worker is busy; it turns CANCELED once the worker gets there.
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Callable, Optional
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field
 from pydantic_core import PydanticCustomError
@@ -44,7 +45,7 @@ WAIT_SECONDS = 1.0
 POLL_SECONDS = 0.05
 
 # (job_id, domain_id, reason) -> the event_id sent
-SendCancel = Callable[[str, str, Optional[str]], str]
+SendCancel = Callable[[str, str, str | None], str]
 
 
 def _blank_is_missing(value: Any) -> Any:
@@ -57,13 +58,13 @@ class CancelJobRequest(RequestBase):
     """Cancel one Job and, through it, each of its tasks still running."""
 
     job_id: Annotated[str, BeforeValidator(_blank_is_missing)]
-    reason: Optional[str] = Field(
+    reason: str | None = Field(
         None, max_length=MAX_REASON_CHARS, description="Why, for the operators; the Job's error_message"
     )
 
 
-def cancel_job(db: Database, scope: Scope, body: Any, settings: Settings, send: SendCancel,
-               wait: float = WAIT_SECONDS) -> dict:
+def cancel_job(db: Database[dict[str, Any]], scope: Scope, body: Any, settings: Settings, send: SendCancel,
+               wait: float = WAIT_SECONDS) -> dict[str, Any]:
     """Send ``job.canceled`` for a Job the caller may read; the Job as it then stands."""
     if CANCEL not in scope.permissions:
         raise ERROR_PERMISSION_DENIED(

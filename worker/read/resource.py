@@ -10,9 +10,10 @@ the JobTask, ``JOB`` the Job its tasks belong to (derived by the worker,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from worker.contract.jobs import JOB_STATUSES
 from worker.contract.lifecycle import STATUSES as JOB_TASK_STATUSES
