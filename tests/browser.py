@@ -129,8 +129,10 @@ def serving(app) -> Iterator[ApiServer]:
         server.stop()
 
 
-def console_app(store_url: str, db_name: str, broker_url: str):
-    return create_app(api_settings(store_url, db_name, broker_url, api_tokens=CONSOLE_TOKENS))
+def console_app(store_url: str, db_name: str, broker_url: str, tokens: dict | None = None, queue: str | None = None):
+    """The API of one test database; ``queue``: the pipeline's, where a cancel must reach its worker."""
+    overrides = {"queue": queue} if queue else {}
+    return create_app(api_settings(store_url, db_name, broker_url, api_tokens=tokens or CONSOLE_TOKENS, **overrides))
 
 
 @contextmanager

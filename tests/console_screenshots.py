@@ -1,9 +1,10 @@
 """``python -m tests.console_screenshots [DIR]``: the console's main views as PNGs (default docs/).
 
 The same stack as the browser tests (tests/browser.py): an embedded Redis and
-store in a temporary directory, the worker applying tests/readside.py's
-dataset, the API on a free port, Debian's Chromium. Each view is taken at
-1280x800 and at 390 pixels wide, signed in as domain-a's operator.
+store in a temporary directory, the worker applying tests/console_data.py's
+morning of jobs, the API on a free port, Debian's Chromium. Each view is
+taken at 1280x800 and at 390 pixels wide, signed in as that domain's
+operator with the cancel permission; the cancel dialog at 1280x800.
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ import tempfile
 from pathlib import Path
 
 from tests.browser import NARROW, WIDE, Console, browser_missing, chromium, console_app, serving
-from tests.readside import worker_dataset
+from tests.console_data import HISTORY_TASK, OPS_TOKENS, RUNNING_JOB, drive_operations
+from tests.harness import Pipeline
 from worker.dev.embedded import EmbeddedRedis, EmbeddedStore
 
 ROOT = Path(__file__).resolve().parent.parent
 VIEWS = (
     # name, route, what to wait for
-    ("jobs", "#/jobs", "[data-testid=jobs-table] tbody tr"),
+    ("jobs", "#/jobs", "[data-testid=job-row]"),
+    ("job", f"#/jobs/{RUNNING_JOB}", "[data-testid=job-summary] [data-testid=progress]"),
     ("tasks", "#/tasks", "[data-testid=task-row]"),
-    ("job", "#/jobs/job-2", "[data-testid=task-row]"),
-    ("task", "#/tasks/job-task-a03", "[data-testid=history-item], [data-testid=history-error]:not([hidden])"),
+    ("task", f"#/tasks/{HISTORY_TASK}", "[data-testid=history-item], [data-testid=history-error]:not([hidden])"),
 )
 
 
@@ -35,13 +37,19 @@ def take(browser, base_url: str, out: Path) -> list[Path]:
         if not size_name:
             written.append(out / "console-sign-in.png")
             console.page.screenshot(path=written[-1])
-        console.sign_in("token-a").signed_in()
+        console.sign_in("token-ops-cancel").signed_in()
         for name, route, ready in VIEWS:
             console.go(route)
             console.page.locator(ready).first.wait_for()
-            console.page.wait_for_timeout(300)  # let the job summary and counts settle
+            console.page.wait_for_timeout(500)  # let the job summary and counts settle
             written.append(out / f"console-{name}{size_name}.png")
             console.page.screenshot(path=written[-1], full_page=bool(size_name))
+        if not size_name:
+            console.go("#/jobs")
+            console.job_row(RUNNING_JOB).get_by_test_id("cancel-job").click()
+            console.page.get_by_test_id("cancel-reason").fill("wrong month: the plugin reads 202610")
+            written.append(out / "console-cancel.png")
+            console.page.screenshot(path=written[-1])
         context.close()
     return written
 
@@ -56,13 +64,16 @@ def main(argv: list[str]) -> int:
         directory = Path(scratch)
         redis_server = EmbeddedRedis(directory / "redis").start()
         store = EmbeddedStore(directory / "store").start()
+        pipeline = Pipeline(redis_server.url, store.url, directory)
         try:
-            with worker_dataset(redis_server.url, store.url, directory) as pipeline:
-                app = console_app(store.url, pipeline.db_name, redis_server.url)
-                with serving(app) as server, chromium() as browser:
-                    for path in take(browser, server.url, out):
-                        print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+            pipeline.start_worker(concurrency=2)
+            drive_operations(pipeline)
+            app = console_app(store.url, pipeline.db_name, redis_server.url, OPS_TOKENS, pipeline.queue)
+            with serving(app) as server, chromium() as browser:
+                for path in take(browser, server.url, out):
+                    print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
         finally:
+            pipeline.close()
             store.stop()
             redis_server.stop()
     return 0
