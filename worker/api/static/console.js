@@ -827,8 +827,9 @@ const taskView = {
     } catch (error) {
       if (this.route?.id !== id) return;
       if (unsupported(error)) {
+        const domain = this.task?.domain_id || session.scope?.domain_id || "<domain>";
         showMessage($("#history-error"), "This server does not serve task histories over HTTP yet. "
-          + "From a shell: jobtask history " + id + " --domain <domain>.", "info");
+          + `From a shell: jobtask history ${id} --domain ${domain}`, "info");
         return;
       }
       handleError(error, $("#history-error"), "Loading the history");
