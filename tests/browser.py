@@ -11,7 +11,9 @@ absent. ``python -m tests.console_screenshots`` uses the same pieces.
 Import the fixtures into a test module (``from tests.browser import ...``):
 each ``<name>_fixture`` provides the fixture ``<name>``, so a test's parameter
 does not shadow the import. ``console_api`` is module-scoped and needs a
-``dataset`` fixture there.
+``dataset`` fixture there. The ``browser`` itself is tests/conftest.py's: one
+for the session, since Playwright's sync API runs one at a time in a process
+(a second, imported into another module, would fail to start).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def browser_missing() -> str | None:
     except ImportError:
         return "the playwright package is not installed (pip install '.[test]')"
     if not os.access(CHROMIUM, os.X_OK):
-        return f"Chromium is not installed at {CHROMIUM} (Debian: apt-get install chromium); browser tests skipped"
+        return f"Chromium is not installed at {CHROMIUM} (Debian: apt-get install chromium)"
     return None
 
 
@@ -214,15 +216,6 @@ def expect(target):
 
 
 # --- pytest fixtures ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session", name="browser")
-def browser_fixture():
-    reason = browser_missing()
-    if reason:
-        pytest.skip(reason)
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture(scope="module", name="console_api")

@@ -9,10 +9,34 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser import browser_missing, chromium
 from tests.harness import Pipeline
 from worker.dev.embedded import EmbeddedRedis, EmbeddedStore
 from worker.ingest.store import ensure_indexes
 from worker.mongo import connect
+
+
+def pytest_report_header(config):
+    reason = browser_missing()
+    return f"browser tests: SKIPPED, {reason}" if reason else "browser tests: headless Chromium via Playwright"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say it in one line at the end: a green run without the browser tests is not the whole suite."""
+    reason = browser_missing()
+    if reason:
+        skipped = [report for report in terminalreporter.stats.get("skipped", []) if reason in str(report.longrepr)]
+        terminalreporter.write_sep("=", f"{len(skipped)} browser tests skipped: {reason}", yellow=True, bold=True)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole session (tests/browser.py); skips where there is none."""
+    reason = browser_missing()
+    if reason:
+        pytest.skip(reason)
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="session")

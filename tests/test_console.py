@@ -19,7 +19,6 @@ from tests.browser import (  # noqa: F401 - fixtures
     CONSOLE_TOKENS,
     LIVE_DOMAIN,
     NARROW,
-    browser_fixture,
     browser_missing,
     console_api_fixture,
     console_fixture,

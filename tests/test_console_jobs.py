@@ -19,7 +19,6 @@ import pytest
 
 from tests.browser import (  # noqa: F401 - fixtures
     NARROW,
-    browser_fixture,
     browser_missing,
     console_app,
     expect,
@@ -209,10 +208,10 @@ def test_a_tasks_history_timeline_marks_duplicates_and_ignored_events(console, a
     ]
     assert console.page.locator("#history-count").inner_text() == "(6)"
     # Marked in words, not only by a colour or a dashed border.
-    duplicate, ignored = items.nth(3), items.nth(5)
-    assert "duplicate" in duplicate.inner_text() and "no effect" in duplicate.inner_text()
-    assert "ignored" in ignored.inner_text() and "no effect" in ignored.inner_text()
-    assert "already ended by" in ignored.inner_text(), "the worker's reason is shown"
+    duplicate, ignored = (items.nth(index).inner_text().lower() for index in (3, 5))
+    assert "duplicate" in duplicate and "no effect" in duplicate
+    assert "ignored" in ignored and "no effect" in ignored
+    assert "already ended by" in ignored, "the worker's reason is shown"
     assert not console.errors
 
 

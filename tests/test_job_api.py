@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.browser import browser_fixture, browser_missing, expect, open_console, serving  # noqa: F401 - fixture
+from tests.browser import browser_missing, expect, open_console, serving
 from tests.harness import Pipeline, wait_for
 from tests.readside import (
     DOMAIN_A,
