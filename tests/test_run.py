@@ -26,7 +26,7 @@ from worker.dev.run import port_is_free
 from worker.ingest.store import stored_task
 from worker.mongo import connect
 
-BANNER_FIELDS = ("broker", "store", "api", "token")
+BANNER_FIELDS = ("broker", "store", "api", "console", "token")
 
 
 def run_env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -116,16 +116,20 @@ def test_run_serves_an_event_and_stops_cleanly(tmp_path):
         db.client.close()
         assert stored["created_count"] == 3
 
-        if (ROOT / "worker" / "api.py").exists():
-            request = urllib.request.Request(
-                banner["api"] + "/cost-analysis/v1/job-task/list",
-                data=json.dumps({"query": {}}).encode(), method="POST",
-                headers={"Authorization": f"Bearer {banner['token']}", "Content-Type": "application/json"},
-            )
-            with urllib.request.urlopen(request, timeout=10) as response:
-                body = json.load(response)
-            assert [task["job_task_id"] for task in body["results"]] == [job_task_id]
-            assert body["total_count"] == 1
+        request = urllib.request.Request(
+            banner["api"] + "/cost-analysis/v1/job-task/list",
+            data=json.dumps({"query": {}}).encode(), method="POST",
+            headers={"Authorization": f"Bearer {banner['token']}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = json.load(response)
+        assert [task["job_task_id"] for task in body["results"]] == [job_task_id]
+        assert body["total_count"] == 1
+        # The console's address, as printed, serves the page.
+        assert banner["console"] == banner["api"] + "/console"
+        with urllib.request.urlopen(banner["console"], timeout=10) as response:
+            assert response.headers["Content-Type"].startswith("text/html")
+            assert b"jobtask console" in response.read()
 
         tree = descendants(process.pid)
         assert len(tree) >= 4, "redis, store, worker (with its pool) and API"

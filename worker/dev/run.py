@@ -40,6 +40,7 @@ DEV_DOMAIN = "domain-dev"
 READY_TIMEOUT = 120.0
 STOP_TIMEOUT = 60.0
 LIST_PATH = "/cost-analysis/v1/job-task/list"
+CONSOLE_PATH = "/console"  # worker.api.console serves it; tests/test_run.py opens the printed address
 _print_lock = threading.Lock()
 
 
@@ -128,6 +129,7 @@ def banner(settings: Settings, urls: dict, embedded: dict, token: str | None, ap
         f"  store   {urls['store']} database {settings.mongo_db}{where('store')}",
         f"  queue   {settings.queue} ({settings.concurrency} worker processes)",
         f"  api     {api}  (POST /cost-analysis/v1/job-task/get|list|stat, job/..., GET /healthz)",
+        f"  console {api}{CONSOLE_PATH}  (the operators' page: open it, sign in with the token)",
         f"  token   {token or ''}{note}",
         f"  try     curl -s -X POST {api}{LIST_PATH} -H 'Authorization: Bearer {token or '<token>'}' "
         "-H 'Content-Type: application/json' -d '{\"query\": {}}'",
