@@ -158,6 +158,19 @@ def test_filters_by_status_and_data_source_narrow_the_jobs(console):
     expect(console.page.get_by_test_id("table-empty")).to_have_text("No jobs match these filters.")
 
 
+def test_the_data_source_filter_offers_a_declared_job_without_tasks_yet(console, dataset):
+    dataset.events.job_created(job_id="job-live-declared", data_source_id="ds-declared-only", total_tasks=2,
+                               domain_id=LIVE)
+    dataset.wait_until_idle()
+    console.open("#/jobs").sign_in("token-live-read").signed_in()
+    expect(console.job_row("job-live-declared").locator(".progress-text")).to_have_text("0 of 2 · 0%")
+    choices = console.page.get_by_test_id("jobs-data-source").locator("option")
+    expect(choices.filter(has_text="ds-declared-only")).to_have_count(1)
+    console.page.get_by_test_id("jobs-data-source").select_option("ds-declared-only")
+    console.page.wait_for_function("() => document.querySelectorAll('[data-testid=job-row]').length === 1")
+    assert console.job_row("job-live-declared").is_visible()
+
+
 def test_a_job_opens_its_tasks_under_its_progress(console):
     console.open("#/jobs").sign_in("token-ops").signed_in()
     console.job_row(RUNNING_JOB).locator("[data-field=created_count]").click()

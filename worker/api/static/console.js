@@ -461,14 +461,14 @@ function syncFilters(form, params) {
 
 let dataSources = [];
 
-/** The data sources the caller can see, for the filters (from the tasks, which exist today). */
+/** The data sources the caller can see, for the filters: its tasks' and its jobs' (a job may have none yet). */
 async function loadDataSources() {
-  try {
-    const answer = await post("job-task/stat", { query: { distinct: "data_source_id" } });
-    dataSources = (answer.results || []).filter((value) => typeof value === "string");
-  } catch {
-    dataSources = []; // the filters still offer "all"; the tables show the error, if it lasts
-  }
+  const distinct = { query: { distinct: "data_source_id" } };
+  // Either may fail (a server without jobs, the store away): the filters still offer "all",
+  // and the tables say what is wrong, if it lasts.
+  const answers = await Promise.allSettled([post("job-task/stat", distinct), post("job/stat", distinct)]);
+  const found = answers.flatMap((answer) => (answer.status === "fulfilled" ? answer.value.results || [] : []));
+  dataSources = [...new Set(found.filter((value) => typeof value === "string"))].sort();
   for (const select of document.querySelectorAll("select[name=data_source_id]")) {
     fillSelect(select, dataSources, "All data sources");
   }
