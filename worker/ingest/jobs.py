@@ -37,6 +37,7 @@ from worker.contract.jobs import (
 from worker.ingest.retry import check_bulk_errors
 
 JOBS = "jobs"
+RUNNING_INDEX = "running_created_on"
 DUPLICATE_KEY = 11000
 
 
@@ -47,6 +48,12 @@ def ensure_job_indexes(db: Database) -> None:
     # jobs than tasks, so its jobs are read newest first and filtered (by
     # status, data source...), and on secantusdb each index costs every write.
     jobs.create_index([("domain_id", 1), *newest_first], name="domain_created")
+    # The sweep's (worker.ingest.sweep): the running Jobs by when the worker
+    # stored them. Partial, so it holds only IN_PROGRESS Jobs: the sweep reads
+    # just the overdue ones, where domain_created would read every Job a
+    # domain ever had, and a Job stops costing this index once it ends.
+    jobs.create_index([("_created_on", 1)], name=RUNNING_INDEX,
+                      partialFilterExpression={"status": "IN_PROGRESS"})
 
 
 def _key(identifier: str) -> str:
