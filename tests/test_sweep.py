@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.harness import ROOT, wait_for
-from tests.test_jobs import assert_job_is, job_created
+from tests.test_jobs import assert_job_is
 from worker.contract.events import JobTimedOut, TimedOut, parse_event, to_millis
 from worker.contract.lifecycle import CANCELED, FAILURE, IN_PROGRESS, PENDING, SUCCESS, TIMEOUT
 from worker.contract.sweep import Timeouts, is_overdue, is_stale, job_timed_out, task_timed_out
@@ -224,8 +224,9 @@ def test_an_overdue_job_times_out_with_its_unfinished_tasks(pipeline_factory):
     start(pipeline, "job-task-pending", job_id="job-late", started=False)
     pipeline.wait_until_idle()
     created_on = pipeline.db.jobs.find_one({"_id": "job-late"})["_created_on"]
-    sweep_now(pipeline)
-    assert stored_job(pipeline.db, "job-late")["status"] == IN_PROGRESS, "not overdue yet"
+    timeouts = Timeouts(heartbeat=3600, pending=3600, job=2)
+    for moment, overdue in ((created_on + SECOND, []), (created_on + 3 * SECOND, ["job-late"])):
+        assert sweep(pipeline.db, lambda kind, fields: None, timeouts, now=moment).jobs == overdue
     wait_past(created_on, 2)
     sweep_now(pipeline, copies=2)
     job = assert_job_is(pipeline, "job-late", declared=4, ending=(TIMEOUT,))
