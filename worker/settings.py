@@ -81,6 +81,18 @@ class Settings(BaseSettings):
     # cost (make bench's reference row): job events are then refused.
     derive_jobs: bool = True
 
+    # Timeouts (the sweep, worker.ingest.sweep). ``celery -A worker beat`` sends
+    # job_task.sweep every sweep_interval seconds; a sweep ends an IN_PROGRESS
+    # task no event of which was applied for heartbeat_timeout, a PENDING task
+    # created (applied) more than pending_timeout ago, and a Job IN_PROGRESS
+    # more than job_timeout after the worker first stored it. All are measured
+    # on the worker's clock, never by producers' occurred_at; every worker and
+    # beat must share them (they are part of the events a sweep sends).
+    sweep_interval: float = Field(default=60.0, gt=0)
+    heartbeat_timeout: float = Field(default=1_800.0, gt=0)
+    pending_timeout: float = Field(default=7_200.0, gt=0)
+    job_timeout: float = Field(default=86_400.0, gt=0)
+
     # Read API.
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)
