@@ -48,6 +48,7 @@ from worker.read.errors import (
     ReadError,
 )
 from worker.api.console import add_console_routes
+from worker.api.history import add_history_route
 from worker.api.models import Error, response_models
 from worker.read.models import request_models
 from worker.read.reads import Scope, get_item, list_items, stat_items
@@ -158,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.documented_models = [Error]
     _install_error_handlers(app)
     add_read_routes(app, JOB_TASK, JOB_TASK_PREFIX)
+    add_history_route(app, JOB_TASK_PREFIX, _handler, _operation)
     add_console_routes(app)
 
     @app.get("/healthz", summary="Store and broker reachable")
