@@ -49,6 +49,7 @@ from worker.read.errors import (
 )
 from worker.api.console import add_console_routes
 from worker.api.history import add_history_route
+from worker.api.watch import add_watch_route
 from worker.api.models import Error, response_models
 from worker.read.models import request_models
 from worker.read.reads import Scope, get_item, list_items, stat_items
@@ -146,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         yield
+        await app.state.change_hub.close()
         connections.close()
 
     app = FastAPI(
@@ -160,6 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_error_handlers(app)
     add_read_routes(app, JOB_TASK, JOB_TASK_PREFIX)
     add_history_route(app, JOB_TASK_PREFIX, _handler, _operation)
+    add_watch_route(app, JOB_TASK_PREFIX, caller_scope)
     add_console_routes(app)
 
     @app.get("/healthz", summary="Store and broker reachable")
