@@ -208,6 +208,11 @@ class ChangeHub:
                 lost = True
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
+            except Exception:  # noqa: BLE001 - the reader must outlive any one surprise
+                LOGGER.exception("watch: reading the change stream failed; watchers told to reload")
+                lost = True
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
             if lost:
                 LOGGER.info("watch: change stream back; watchers told to reload")
                 self._fan_out(Change(self.position, RESET))
