@@ -100,6 +100,15 @@ class Settings(BaseSettings):
     query_time_limit_ms: int = Field(default=10_000, ge=1)
     max_page_size: int = Field(default=1_000, ge=1)
 
+    # The change feed and the watch stream (GET .../job-task/watch). After each
+    # batch the worker adds the JobTasks and Jobs it changed to a Redis stream
+    # on the broker (``change_stream``), trimmed to about ``watch_backlog``
+    # entries: a watcher that reconnects further behind is told to reload.
+    # The API sends a comment every ``watch_heartbeat`` seconds so proxies
+    # keep an idle stream open.
+    watch_backlog: int = Field(default=10_000, ge=100)
+    watch_heartbeat: float = Field(default=15.0, gt=0)
+
     @field_validator("api_tokens", mode="before")
     @classmethod
     def _tokens_from_json(cls, value):
@@ -111,6 +120,11 @@ class Settings(BaseSettings):
             return json.loads(value)
         except json.JSONDecodeError as exc:
             raise ValueError(f"not a JSON object of token -> scope ({exc.msg})") from None
+
+    @property
+    def change_stream(self) -> str:
+        """The change feed's Redis key: one per store database, so deployments never mix."""
+        return f"jobtask:changes:{self.mongo_db}"
 
     @property
     def batch_time_limit(self) -> float:

@@ -186,9 +186,11 @@ class Runner:
             "-c", str(settings.concurrency), "-l", "INFO"], env, ready_line=" ready."))
         # The sweep (tasks.sweep): beat only sends job_task.sweep, the worker runs it.
         self.children.append(Child("beat", [py, "-m", "celery", "-A", "worker", "beat", "-l", "INFO"], env))
+        # Watch streams never end by themselves: a stop closes them after 3 s (their
+        # clients reconnect with Last-Event-ID) instead of waiting for every client.
         self.children.append(Child("api", [
             py, "-m", "uvicorn", "worker.api:app", "--host", settings.api_host,
-            "--port", str(self.api_port)], env))
+            "--port", str(self.api_port), "--timeout-graceful-shutdown", "3"], env))
 
     def supervise(self) -> int:
         """Until a signal (0) or a dead child (1); the banner once both children answer."""
