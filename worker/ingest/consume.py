@@ -25,6 +25,7 @@ from pymongo.database import Database
 
 from worker.contract import lifecycle
 from worker.ingest import history
+from worker.ingest.feed import publish_changes
 from worker.ingest.history import Delivery
 from worker.ingest.processor import BatchResult, process_batch
 from worker.ingest.retry import Backoff, StoreUnavailable, is_transient, retry_transient
@@ -120,6 +121,8 @@ class Settler:
                 return [self.set_aside(deliveries[0], exc)]
             logger.exception("batch of %d failed; settling its messages one by one", len(deliveries))
             return [self.decide_one(delivery) for delivery in deliveries]
+        # Stored: announce it to watchers (never fails; see worker.ingest.feed).
+        publish_changes(process_database(self.settings), self.settings, result.tasks, result.jobs)
         applied = result.count(lifecycle.APPLIED)
         logger.info("batch of %d settled: %d applied", len(deliveries), applied)
         return [ACK] * len(deliveries)
