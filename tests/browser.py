@@ -65,8 +65,8 @@ def browser_missing() -> str | None:
 class ApiServer:
     """``create_app(settings)`` (or any ASGI app) served by uvicorn on a free port, in a thread."""
 
-    def __init__(self, app) -> None:
-        self.port = free_port()
+    def __init__(self, app, port: int | None = None) -> None:
+        self.port = port or free_port()  # a given port: the same server back after a stop
         config = uvicorn.Config(
             app, host="127.0.0.1", port=self.port, log_level="warning",
             lifespan="on", timeout_graceful_shutdown=2,

@@ -98,7 +98,9 @@ def _drive_task(pipeline: Pipeline, job_id: str, index: int, job_task_id: str, c
         return  # running when the job timed out
     progressed = events.progressed(job_task_id, created_count_delta=1000 + 137 * index, **at(3))
     if job_task_id == HISTORY_TASK:
-        # The broker delivers the same event again (a producer's retry): a duplicate.
+        # The broker delivers the same event again (a producer's retry): a duplicate. Once the
+        # first is applied, so it is received later and the timeline's order is this one.
+        pipeline.wait_until_idle()
         events.progressed(job_task_id, created_count_delta=1137, event_id=progressed, **at(3))
     if job_id == "job-azure-202611" and index == 4:
         events.failed(job_task_id, error_code="ERROR_PLUGIN_AUTH", error_message="the EA key has expired",

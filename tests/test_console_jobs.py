@@ -17,8 +17,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.browser import (  # noqa: F401 - fixtures
+from tests.browser import (
     NARROW,
+    ApiServer,
     browser_missing,
     console_app,
     expect,
@@ -231,17 +232,27 @@ def test_a_tasks_history_timeline_marks_duplicates_and_ignored_events(console, a
 # --- live ---------------------------------------------------------------------------------------
 
 
+def job_lists(console) -> int:
+    """How many times the page has asked for the list of jobs."""
+    return sum(url.endswith("/job/list") for url in console.requests)
+
+
 def test_a_progress_bar_moves_and_the_status_changes_without_a_reload(console, dataset):
     task_ids = running_job(dataset, "job-live-moving")
     console.open("#/jobs").sign_in("token-live-read").signed_in()
     row = console.job_row("job-live-moving")
     expect(row.locator(".progress-text")).to_have_text("0 of 3 · 0%")
+    connection = console.page.get_by_test_id("connection")
+    expect(connection).to_have_attribute("data-state", "live")
+    expect(connection).to_have_text("Live")
     console.page.evaluate("() => { window.notReloaded = true }")
+    lists = job_lists(console)
 
     dataset.events.succeeded(task_ids[0], created_count_delta=100, domain_id=LIVE)
     dataset.wait_until_idle()
-    # Live, or by polling where the server has no stream: either way in place.
+    # From the watch stream: the row changes, and the page asked for no list to see it.
     expect(row.locator(".progress-text")).to_have_text("1 of 3 · 33%", timeout=30_000)
+    assert job_lists(console) == lists, "the change came by the stream, not by a reload of the list"
     expect(row.locator("[data-field=created_count]")).to_have_text("100")
     expect(row.locator("[data-field=status] [data-testid=status]")).to_have_attribute("data-status", "IN_PROGRESS")
 
@@ -254,6 +265,37 @@ def test_a_progress_bar_moves_and_the_status_changes_without_a_reload(console, d
     assert row.locator("[data-field=finished_at] time").count() == 1
     assert console.page.evaluate("() => window.notReloaded") is True
     assert not console.errors
+
+
+def test_a_dropped_stream_is_shown_and_the_page_reconnects_and_catches_up(browser, dataset, store_url, broker_url):
+    task_ids = running_job(dataset, "job-live-dropped", tasks=2)
+
+    def app():
+        return console_app(store_url, dataset.db_name, broker_url, TOKENS, dataset.queue)
+
+    server = ApiServer(app()).start()
+    context, console = open_console(browser, server)
+    try:
+        console.open("#/jobs").sign_in("token-live-read").signed_in()
+        connection = console.page.get_by_test_id("connection")
+        expect(connection).to_have_attribute("data-state", "live")
+        row = console.job_row("job-live-dropped")
+        expect(row.locator(".progress-text")).to_have_text("0 of 2 · 0%")
+
+        server.stop()  # the API goes away: the page says so, and keeps what it shows
+        expect(connection).to_have_attribute("data-state", "reconnecting", timeout=30_000)
+        expect(connection).to_contain_text("Disconnected")
+        assert row.is_visible()
+        dataset.events.succeeded(task_ids[0], domain_id=LIVE)  # a change it cannot hear of now
+        dataset.wait_until_idle()
+
+        server = ApiServer(app(), port=server.port).start()  # back, at the same address
+        expect(connection).to_have_attribute("data-state", "live", timeout=60_000)
+        expect(row.locator(".progress-text")).to_have_text("1 of 2 · 50%", timeout=30_000)
+        assert not console.errors
+    finally:
+        context.close()
+        server.stop()
 
 
 # --- cancel -------------------------------------------------------------------------------------
