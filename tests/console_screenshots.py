@@ -3,9 +3,8 @@
 The same stack as the browser tests (tests/browser.py): an embedded Redis and
 store in a temporary directory, the worker applying tests/console_data.py's
 morning of jobs, the API on a free port, Debian's Chromium. Each view is
-taken at 1280x800 and at 390 pixels wide (the narrow Jobs view whole),
-signed in as that domain's operator with the cancel permission; the cancel
-dialog at 1280x800.
+taken at 1280x800 and at 390x844 (its first screen), signed in as that
+domain's operator with the cancel permission; the cancel dialog at 1280x800.
 """
 
 from __future__ import annotations
@@ -45,8 +44,7 @@ def take(browser, base_url: str, out: Path) -> list[Path]:
             console.page.wait_for_timeout(500)  # let the job summary and counts settle
             console.page.mouse.move(0, 0)  # no row lit up by the pointer
             written.append(out / f"console-{name}{size_name}.png")
-            # The narrow jobs view whole (five cards); the others' first screen says enough.
-            console.page.screenshot(path=written[-1], full_page=bool(size_name) and name == "jobs")
+            console.page.screenshot(path=written[-1])  # the first screen, as the operator sees it
         if not size_name:
             console.go("#/jobs")
             console.job_row(RUNNING_JOB).get_by_test_id("cancel-job").click()
