@@ -2,7 +2,7 @@
 
 ``server`` builds the FastAPI app and its routes; ``models`` describes the
 responses for ``/openapi.json``. May import: ``worker.read``,
-``worker.contract``, ``worker.settings``.
+``worker.contract``, ``worker.observe`` (metrics, log format), ``worker.settings``.
 """
 
 from worker.api.server import app, create_app

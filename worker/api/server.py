@@ -49,6 +49,8 @@ from worker.read.errors import (
 )
 from worker.api.console import add_console_routes
 from worker.api.models import Error, response_models
+from worker.observe.http import add_metrics
+from worker.observe.logs import use_format_for_api
 from worker.read.models import request_models
 from worker.read.reads import Scope, get_item, list_items, stat_items
 from worker.read.resource import JOB_TASK, Resource
@@ -140,6 +142,7 @@ def error_response(error: ReadError) -> JSONResponse:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The read API for ``settings`` (the environment's when omitted)."""
     settings = settings or get_settings()
+    use_format_for_api(settings.log_format)
     connections = Connections(settings)
 
     @asynccontextmanager
@@ -159,6 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_error_handlers(app)
     add_read_routes(app, JOB_TASK, JOB_TASK_PREFIX)
     add_console_routes(app)
+    app.state.metrics = add_metrics(app, connections.db)
 
     @app.get("/healthz", summary="Store and broker reachable")
     async def healthz() -> JSONResponse:

@@ -5,5 +5,5 @@ decodes them and ``batching`` groups them into batches; in a pool process,
 ``consume`` settles a batch through store outages (``retry``) and
 ``processor`` applies it: ``store`` keeps each task's event log and the
 document folded from it, ``history`` every delivery and the dead letters.
-May import: ``worker.contract``, ``worker.settings``.
+May import: ``worker.contract``, ``worker.observe`` (to report), ``worker.settings``.
 """
