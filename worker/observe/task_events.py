@@ -14,7 +14,6 @@ when task events are off (``JOBTASK_TASK_EVENTS=false``, Celery's ``-E``).
 
 from __future__ import annotations
 
-import os
 from typing import Any, Iterable
 
 from celery.utils.saferepr import saferepr
@@ -35,12 +34,11 @@ def batch_sent(dispatcher: Any, deliveries: Iterable[tuple]) -> None:
     """task-received and task-started for each message of a batch going to the pool."""
     if not sends_task_events(dispatcher):
         return
-    pid = os.getpid()
     for message_id, task_name, args, kwargs, _received_at, _refusal in deliveries:
         dispatcher.send("task-received", uuid=message_id, name=task_name,
                         args=saferepr(args, ARGS_REPR_SIZE), kwargs=saferepr(kwargs, ARGS_REPR_SIZE),
                         root_id=message_id, parent_id=None, retries=0, eta=None, expires=None)
-        dispatcher.send("task-started", uuid=message_id, pid=pid)
+        dispatcher.send("task-started", uuid=message_id)  # the dispatcher adds its pid
 
 
 def message_settled(dispatcher: Any, message_id: str, acked: bool, outcome: MessageOutcome | None,
