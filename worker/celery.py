@@ -73,8 +73,12 @@ def _log_format(logger=None, **_kwargs) -> None:
 
 @signals.celeryd_init.connect
 def _quiet_banner_for_json(instance=None, **_kwargs) -> None:
-    """The start banner is not a log line: in JSON mode it is left out (Celery's --quiet)."""
-    if get_settings().log_format == "json" and instance is not None:
+    """In JSON mode: Python's warnings as log lines, and no start banner (Celery's --quiet)."""
+    from worker.observe.logs import json_until_configured  # noqa: PLC0415
+
+    log_format = get_settings().log_format
+    json_until_configured(log_format)
+    if log_format == "json" and instance is not None:
         instance.quiet = True
 
 

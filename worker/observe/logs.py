@@ -55,14 +55,29 @@ def use_format(logger: logging.Logger, log_format: str) -> None:
         handler.setFormatter(JsonFormatter())
 
 
+def json_until_configured(log_format: str) -> None:
+    """Before a process configures its logging: Python's warnings and early lines as JSON too.
+
+    Warnings go through logging (``py.warnings``) instead of straight to stderr;
+    root gets a JSON handler if it has none (Celery replaces it with its own,
+    which ``use_format`` then turns to JSON).
+    """
+    if log_format != "json":
+        return
+    logging.captureWarnings(True)
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+
+
 def use_format_for_api(log_format: str) -> None:
     """The API's lines (uvicorn's and ours) as JSON; root gets a handler if it has none."""
     if log_format != "json":
         return
-    root = logging.getLogger()
-    if not root.handlers:
-        root.addHandler(logging.StreamHandler())
-        root.setLevel(logging.INFO)
+    json_until_configured(log_format)
     for name in API_LOGGERS:
         use_format(logging.getLogger(name), log_format)
 
