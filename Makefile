@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench schema clean
+.PHONY: run lint test bench schema clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m worker run
 
-test: $(STAMP)
+# ruff (pyproject.toml [tool.ruff]) and mypy ([tool.mypy]); a few seconds. `ruff check --fix .` mends
+# most of ruff's findings by itself.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+# Lint first, so a finding fails CI (.ci/run calls make test); LINT= skips it while iterating.
+LINT ?= lint
+test: $(STAMP) $(LINT)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # One table, a row per stream (tests/bench.py). BENCH_ARGS="--scale 0.05" for a quick look,
@@ -27,4 +35,4 @@ schema: $(STAMP)
 	$(PY) -m worker.contract.schema
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -6,8 +6,8 @@ The worker never runs these bodies one message at a time: its consumer
 when a task is called in-process, and then applies its one event the same way.
 """
 
-from worker.ingest.batching import EventTask
 from worker.celery import app
+from worker.ingest.batching import EventTask
 
 
 @app.task(name="job_task.created", base=EventTask, bind=True)

@@ -58,8 +58,17 @@ events of new tasks, about ``--window`` (1,000) in progress at once,
 published while the worker drains them. Target: the worker's resident
 memory grows less than 10 % from the first quarter of the events to the
 last.
-Progress goes to stderr; stdout holds only the table. The exit status is 1
-when a run ended in a wrong state.
+Then a second table, the reads (``tests.bench_reads``): 20,000 tasks in
+2,000 declared jobs seeded through the worker's batch code into a fresh
+database, and per row a JobTask or Job read (list newest first, list of
+one status, stat by status) through ``worker.read.reads`` timed against the
+equivalent raw pymongo query on the same store. Target: <= 1.2 x the raw
+query, on an index (the plan ``explain`` gives). ``--reads-only`` runs only
+this table (``--scale`` sizes it too), ``--no-reads`` leaves it out.
+
+Progress goes to stderr; stdout holds only the tables. The exit status is 1
+when a run ended in a wrong state (or a read gave another answer than its
+raw query).
 """
 
 from __future__ import annotations
@@ -73,13 +82,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests import bench_streams as streams
+from tests.bench_reads import reads_table, run_reads
 from tests.bench_runs import (
-    POLL_INTERVAL, Run, Services, measure_update_one, producer_pool, run_noop, run_pipeline,
+    POLL_INTERVAL,
+    Run,
+    Services,
+    measure_update_one,
+    producer_pool,
+    run_noop,
+    run_pipeline,
 )
 from tests.bench_soak import run_soak, soak_table
 from tests.bench_streams import Plan
 from tests.bench_watch import ProcessGroup
 from worker.dev.embedded import EmbeddedRedis, EmbeddedStore
+from worker.ingest.store import ensure_indexes
+from worker.mongo import connect
 from worker.settings import Settings
 
 DEFAULTS = Settings.model_fields
@@ -122,7 +140,7 @@ def make_plan(key: str, scale: float, seed: int) -> Plan:
         return streams.interleaved(2, seed, per_task, jobs=1, name="long tasks")
     jobs = min(JOBS, tasks)
     if key == "no-jobs":
-        return streams.interleaved(tasks, seed, jobs=jobs, name=f"the same, without Jobs (reference)")
+        return streams.interleaved(tasks, seed, jobs=jobs, name="the same, without Jobs (reference)")
     return streams.interleaved(tasks, seed, jobs=jobs, name=f"interleaved over {jobs} declared jobs",
                                declare=True)
 
@@ -219,7 +237,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="run only the memory soak of EVENTS events (e.g. 1000000); not part of the default")
     parser.add_argument("--window", type=int, default=1_000,
                         help="soak: tasks in progress at once (1000)")
+    parser.add_argument("--reads-only", action="store_true",
+                        help="run only the reads table (20,000 tasks in 2,000 jobs x --scale)")
+    parser.add_argument("--no-reads", action="store_true", help="leave the reads table out")
+    parser.add_argument("--read-repeat", type=int, default=15,
+                        help="reads: timed runs of each read and of its raw query (15)")
     args = parser.parse_args(argv)
+    if args.read_repeat < 1:
+        parser.error("need --read-repeat >= 1")
+    if args.reads_only and args.no_reads:
+        parser.error("--reads-only and --no-reads exclude each other")
     if args.scale <= 0 or args.producers < 1 or args.update_ones < 1 or args.window < 1:
         parser.error("need --scale > 0, --producers >= 1, --update-ones >= 1 and --window >= 1")
     if args.soak is not None and args.soak < streams.INTERLEAVED_EVENTS_PER_TASK:
@@ -233,9 +260,31 @@ def ordered_streams(chosen: list[str]) -> list[str]:
     return [key for key in TARGETS if key in wanted]
 
 
+def reads_section(store_url: str, args) -> tuple[str, bool]:
+    """The reads table on a fresh database of ``store_url``, and whether every answer was right."""
+    tasks, jobs = max(10, round(20_000 * args.scale)), max(1, round(2_000 * args.scale))
+    db = connect(store_url, "bench_reads", timeout_ms=30_000, app="jobtask-bench")
+    try:
+        db.client.drop_database(db.name)
+        ensure_indexes(db)
+        rows = run_reads(db, tasks, jobs, args.read_repeat, args.seed,
+                         progress=lambda text: print(f"reads: {text}", file=sys.stderr, flush=True))
+        return reads_table(rows, tasks, jobs, args.read_repeat), all(row.same_answer for row in rows)
+    finally:
+        db.client.drop_database(db.name)
+        db.client.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     began = time.monotonic()
+    if args.reads_only:
+        with tempfile.TemporaryDirectory(prefix="jobtask-bench-") as scratch, \
+                EmbeddedStore((args.workdir or Path(scratch)) / "store") as store:
+            text, correct = reads_section(store.url, args)
+        print(text)
+        return 0 if correct else 1
+    reads_correct = True
     with tempfile.TemporaryDirectory(prefix="jobtask-bench-") as scratch:
         workdir = args.workdir or Path(scratch)
         with EmbeddedRedis(workdir / "redis") as broker, EmbeddedStore(workdir / "store") as store:
@@ -262,8 +311,15 @@ def main(argv: list[str] | None = None) -> int:
                     if key in runs:  # the same messages, less the job.created
                         runs[key] = (runs[key][0], runs[row][1] if row in runs else runs[key][0])
             store_rss = store_group.peak_rss_kib()
-    print(table(args, runs, update_one, store_rss, time.monotonic() - began))
-    return 0 if all(run.check.correct for run, _ in runs.values()) else 1
+            streams_text = table(args, runs, update_one, store_rss, time.monotonic() - began)
+            if not args.no_reads:
+                reads_text, reads_correct = reads_section(store.url, args)
+    print(streams_text)
+    if not args.no_reads:
+        print()
+        print(reads_text)
+    correct = all(run.check.correct for run, _ in runs.values()) and reads_correct
+    return 0 if correct else 1
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import time
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from multiprocessing.pool import Pool
 from pathlib import Path
 
@@ -29,8 +29,8 @@ from celery import Celery
 from tests.bench_streams import Expected, Message, Plan, split
 from tests.bench_watch import Backlog, ProcessGroup, cpu_shares
 from tests.harness import ROOT, WorkerProcess
-from worker.contract import lifecycle
 from worker.client import JobTaskEvents
+from worker.contract import lifecycle
 from worker.dev.embedded import child_env
 from worker.ingest.store import DEAD_LETTERS, EVENTS, JOB_TASKS, ensure_indexes
 from worker.mongo import connect
@@ -335,7 +335,7 @@ def measure_update_one(store_url: str, count: int, per_document: int = 10) -> fl
                 {"job_task_id": f"job-task-u{number % documents}", "_applied.e": {"$ne": event_id}},
                 {"$inc": {"_progress_count": 7},
                  "$push": {"_applied": {"e": event_id, "f": event_id, "b": "bench"}},
-                 "$max": {"_activity_at": datetime.now(timezone.utc)}},
+                 "$max": {"_activity_at": datetime.now(UTC)}},
             )
             if result.modified_count != 1:
                 raise RuntimeError(f"update {number} matched nothing")

@@ -18,13 +18,22 @@ import multiprocessing
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import redis
 
 from tests.bench_runs import (
-    POLL_INTERVAL, TERMINAL, Check, Services, progress, scratch_db, send_stream, start_worker, verify,
-    watched_groups, worker_env,
+    POLL_INTERVAL,
+    TERMINAL,
+    Check,
+    Services,
+    progress,
+    scratch_db,
+    send_stream,
+    start_worker,
+    verify,
+    watched_groups,
+    worker_env,
 )
 from tests.bench_streams import INTERLEAVED_EVENTS_PER_TASK, soak_blocks, soak_chunk
 from tests.bench_watch import Backlog, cpu_shares
@@ -92,7 +101,7 @@ def run_soak(services: Services, events: int, window: int, seed: int, batch_size
     tasks = sum(count for _, count in blocks)
     total = tasks * INTERLEAVED_EVENTS_PER_TASK
     # Old enough that the last event is still in the past (1 ms apart in queue order).
-    start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1, milliseconds=total)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1, milliseconds=total)
     queue, db = scratch_db(services, "soak")
     client = redis.Redis.from_url(services.broker_url)
     context = multiprocessing.get_context("spawn")

@@ -25,7 +25,7 @@ import random
 import uuid
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from worker.contract import lifecycle
@@ -114,7 +114,7 @@ def _stamp(rng: random.Random, ordered: list[Message], start: datetime) -> list[
 
 def _start() -> datetime:
     """An hour ago: events stay in the past (the worker refuses times ahead of its clock)."""
-    return datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
+    return datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 
 
 def friendly(tasks: int, seed: int, events_per_task: int = FRIENDLY_EVENTS_PER_TASK,

@@ -30,7 +30,7 @@ class Backlog:
             pipe.llen(key)
         pipe.hlen("unacked")  # the benchmark's Redis serves one worker at a time
         *lengths, unacked = pipe.execute()
-        waiting = sum(length for key, length in zip(keys, lengths) if key.startswith(self.queue))
+        waiting = sum(length for key, length in zip(keys, lengths, strict=True) if key.startswith(self.queue))
         return waiting, sum(lengths) - waiting + unacked
 
 

@@ -8,8 +8,10 @@ tests drive the distribution's ``chromium`` (``CHROMIUM``), and skip with
 the reason from ``browser_missing()`` where it or the playwright package is
 absent. ``python -m tests.console_screenshots`` uses the same pieces.
 
-Import the fixtures into a test module (``from tests.browser import ...``);
-``console_api`` is module-scoped and needs a ``dataset`` fixture there.
+Import the fixtures into a test module (``from tests.browser import ...``):
+each ``<name>_fixture`` provides the fixture ``<name>``, so a test's parameter
+does not shadow the import. ``console_api`` is module-scoped and needs a
+``dataset`` fixture there.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import uvicorn
@@ -74,7 +76,7 @@ class ApiServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "ApiServer":
+    def start(self) -> ApiServer:
         self.thread.start()
         deadline = time.monotonic() + 30
         while not self.server.started:
@@ -97,10 +99,11 @@ def without_paths(app, *prefixes: str):
 
     async def older(scope, receive, send):
         if scope["type"] == "http" and scope["path"].startswith(prefixes):
-            detail = {"code": UNSUPPORTED, "message": f"Unsupported API. (method = {scope['method']}, path = {scope['path']})"}
+            message = f"Unsupported API. (method = {scope['method']}, path = {scope['path']})"
+            detail = {"code": UNSUPPORTED, "message": message}
             body = json.dumps({"detail": detail}).encode()
-            await send({"type": "http.response.start", "status": 404,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 404, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
         await app(scope, receive, send)
@@ -155,16 +158,16 @@ class Console:
         page.on("pageerror", lambda error: self.errors.append(str(error)))
         page.set_default_timeout(15_000)
 
-    def open(self, hash_route: str = "") -> "Console":
+    def open(self, hash_route: str = "") -> Console:
         self.page.goto(f"{self.base_url}/console{hash_route}")
         return self
 
-    def sign_in(self, token: str) -> "Console":
+    def sign_in(self, token: str) -> Console:
         self.page.get_by_label("API token").fill(token)
         self.page.get_by_role("button", name="Sign in").click()
         return self
 
-    def signed_in(self) -> "Console":
+    def signed_in(self) -> Console:
         self.page.get_by_role("button", name="Sign out").wait_for()
         return self
 
@@ -178,7 +181,7 @@ class Console:
     def job_row(self, job_id: str):
         return self.page.locator(f"[data-testid=job-row][data-id='{job_id}']")
 
-    def go(self, hash_route: str) -> "Console":
+    def go(self, hash_route: str) -> Console:
         """Another view, as a link would go there (no reload)."""
         self.page.evaluate("route => { location.hash = route }", hash_route)
         return self
@@ -211,8 +214,8 @@ def expect(target):
 # --- pytest fixtures ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def browser():
+@pytest.fixture(scope="session", name="browser")
+def browser_fixture():
     reason = browser_missing()
     if reason:
         pytest.skip(reason)
@@ -220,15 +223,15 @@ def browser():
         yield launched
 
 
-@pytest.fixture(scope="module")
-def console_api(dataset, store_url, broker_url):
+@pytest.fixture(scope="module", name="console_api")
+def console_api_fixture(dataset, store_url, broker_url):
     """The read API of ``dataset``'s store, with the console, on a free port."""
     with serving(console_app(store_url, dataset.db_name, broker_url)) as server:
         yield server
 
 
-@pytest.fixture(scope="module")
-def older_console_api(dataset, store_url, broker_url):
+@pytest.fixture(scope="module", name="older_console_api")
+def older_console_api_fixture(dataset, store_url, broker_url):
     """The same API as a server without the job, scope, history and watch endpoints."""
     app = without_paths(console_app(store_url, dataset.db_name, broker_url), *NEWER_PATHS)
     with serving(app) as server:
@@ -241,8 +244,8 @@ def open_console(browser, server: ApiServer, viewport: dict = WIDE):
     return context, Console(context.new_page(), server.url)
 
 
-@pytest.fixture
-def console(browser, console_api):
+@pytest.fixture(name="console")
+def console_fixture(browser, console_api):
     context, tab = open_console(browser, console_api)
     yield tab
     context.close()

@@ -121,13 +121,14 @@ class Pipeline:
     def start_worker(self, concurrency: int = 2, wait: bool = True, **env: str) -> WorkerProcess:
         name = f"w{len(self.workers) + 1}-{self.queue}"
         log_path = self.workdir / f"{name}.log"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", "worker",
-             "-Q", self.queue, "-c", str(concurrency), "-n", f"{name}@%h",
-             "--without-mingle", "--without-gossip", "--without-heartbeat", "-l", "INFO"],
-            cwd=ROOT, env=self.env(**env), stdout=open(log_path, "wb"),
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )
+        with open(log_path, "wb") as log:  # the worker writes to its own copy of the descriptor
+            process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "worker", "worker",
+                 "-Q", self.queue, "-c", str(concurrency), "-n", f"{name}@%h",
+                 "--without-mingle", "--without-gossip", "--without-heartbeat", "-l", "INFO"],
+                cwd=ROOT, env=self.env(**env), stdout=log,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
         worker = WorkerProcess(name, process, log_path)
         self.workers.append(worker)
         if wait:

@@ -7,13 +7,13 @@ both held to it.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import strategies as st
 
 from worker.contract.events import EVENT_TYPES, TASK_PREFIX, Created
 
-BASE = datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)
+BASE = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 KINDS_TERMINAL = ("succeeded", "failed", "canceled", "timed_out")
 STATUS = {"succeeded": "SUCCESS", "failed": "FAILURE", "canceled": "CANCELED", "timed_out": "TIMEOUT"}
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -83,7 +83,7 @@ def at(text: str) -> datetime:
 
 
 def text(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def seed_specs() -> list[TaskSpec]:
@@ -277,10 +277,12 @@ def api_settings(store_url: str, db_name: str, broker_url: str, **overrides) -> 
 
 
 class ReadClient:
-    """A TestClient on ``create_app`` that posts bodies with a token."""
+    """A TestClient on ``create_app`` that posts bodies with a token, to one resource's routes."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, prefix: str = "/cost-analysis/v1/job-task",
+                 id_field: str = "job_task_id") -> None:
         self.settings = settings
+        self.prefix, self.id_field = prefix, id_field
         self.http = TestClient(create_app(settings), raise_server_exceptions=False)
 
     def post(self, method: str, body, token: str | None = "token-a", headers: dict | None = None):
@@ -289,7 +291,7 @@ class ReadClient:
             headers["Authorization"] = f"Bearer {token}"
         content = body if isinstance(body, (bytes, str)) else json.dumps(body)
         return self.http.post(
-            f"/cost-analysis/v1/job-task/{method}",
+            f"{self.prefix}/{method}",
             content=content,
             headers={"Content-Type": "application/json", **headers},
         )
@@ -300,7 +302,7 @@ class ReadClient:
         return response.json()
 
     def ids(self, body: dict, token: str = "token-a") -> set[str]:
-        return {row["job_task_id"] for row in self.ok("list", body, token)["results"]}
+        return {row[self.id_field] for row in self.ok("list", body, token)["results"]}
 
     def error(self, method: str, body, token: str | None = "token-a", status: int = 400) -> dict:
         response = self.post(method, body, token)
@@ -336,7 +338,7 @@ def worker_dataset(broker_url: str, store_url: str, directory: Path):
     pipeline = Pipeline(broker_url, store_url, directory)
     try:
         pipeline.start_worker(concurrency=2)
-        drive(pipeline, seed_specs() + operator_specs(datetime.now(timezone.utc)))
+        drive(pipeline, seed_specs() + operator_specs(datetime.now(UTC)))
         yield pipeline
     finally:
         pipeline.close()

@@ -22,6 +22,7 @@ worker's real pymongo speaks to a real server through real sockets.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -162,10 +163,8 @@ class _Link:
     def close(self) -> None:
         self.closed = True
         for sock in (self.client, self.server):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,7 +19,7 @@ from worker.contract.acceptance import (
 )
 from worker.contract.events import Created, Progressed, Started, Succeeded
 
-T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
 COMMON = {"domain_id": "domain-a", "job_task_id": "job-task-1"}
 
 

@@ -9,11 +9,11 @@ and every event accepted once.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from tests import bench, bench_streams
+from tests import bench, bench_reads, bench_streams
 from tests.bench_runs import Services, measure_update_one, run_noop, run_pipeline, verify
 from tests.bench_soak import quarter_peaks, run_soak, soak_table
 from tests.bench_streams import Expected
@@ -92,7 +92,8 @@ def test_default_sizes_are_the_documented_streams():
     assert (sizes["jobs"].tasks, sizes["jobs"].jobs, sizes["jobs"].events) == (1_000, 20, 10_020)
     assert sizes["jobs"].declared_jobs() == {f"job-bench-{n}": 50 for n in range(20)}
     assert [kwargs["job_task_id"] for _, kwargs in sizes["jobs"].messages[20:]] == \
-        [kwargs["job_task_id"] for _, kwargs in sizes["no-jobs"].messages], "the same task events after the 20 job.created"
+        [kwargs["job_task_id"] for _, kwargs in sizes["no-jobs"].messages], \
+        "the same task events after the 20 job.created"
     assert {expected.job_id for expected in sizes["interleaved"].expected.values()} == \
         {f"job-bench-{n}" for n in range(100)}, "ten tasks a job"
 
@@ -113,7 +114,7 @@ def test_split_keeps_each_task_on_one_producer_in_order():
 def test_soak_blocks_are_reproducible_and_follow_each_other():
     assert bench_streams.soak_blocks(1_000_000, 500) == [500] * 200
     assert bench_streams.soak_blocks(125, 5) == [5, 5, 2]
-    start = datetime(2024, 7, 1, tzinfo=timezone.utc)
+    start = datetime(2024, 7, 1, tzinfo=UTC)
     first, again = (bench_streams.soak_chunk(1, 0, 5, start) for _ in range(2))
     assert first.messages == again.messages, "producers and the checker make the same block"
     assert_lifecycles(first, 10)
@@ -206,3 +207,31 @@ def test_check_catches_a_wrong_task_an_event_applied_twice_and_leftovers(mongo_d
     mongo_db[EVENTS].delete_one({"_id": "m9"})
     mongo_db[DEAD_LETTERS].insert_one({"_id": "m10", "reason": "bench"})
     assert not verify(mongo_db, expected, 4).correct, "a dead letter"
+
+
+# --- the reads table (tests/bench_reads.py) -----------------------------------------------------------
+
+
+def test_reads_seed_through_the_worker_and_compare_like_with_like(mongo_db):
+    rows = bench_reads.run_reads(mongo_db, tasks=50, jobs=10, repeat=1)
+    assert [(row.resource, row.read) for row in rows] == [
+        (resource, read) for resource in ("JobTask", "Job")
+        for read in ("list newest first, page of 100", "list status FAILURE, page of 100", "stat: count by status")]
+    assert all(row.same_answer for row in rows), "each read answers what its raw query answers"
+    # Every Job was declared and equals its tasks; 9 in 10 belong to the domain read.
+    jobs = list(mongo_db.jobs.find({"domain_id": bench_reads.DOMAIN}))
+    assert len(jobs) == 9 and {row.documents for row in rows if row.resource == "Job"} == {9}
+    for job in jobs:
+        tasks = list(mongo_db.job_tasks.find({"job_id": job["job_id"]}))
+        assert job["total_tasks"] == len(tasks) == 5
+        assert job["task_counts"]["SUCCESS"] == sum(task["status"] == "SUCCESS" for task in tasks)
+    # secantusdb answers explain: every read of ours runs on an index.
+    assert all(row.index_backed for row in rows), [row.plan for row in rows]
+    table = bench_reads.reads_table(rows, 50, 10, 1)
+    assert table.count("\n") == len(rows) + 2 and "**NO**" not in table
+
+
+def test_reads_check_catches_a_wrong_answer():
+    wrong = bench_reads.Read("list", bench_reads.JOB, lambda: (1, ["a"]), lambda: (1, ["b"]), lambda: {})
+    row = bench_reads.time_read(wrong, 1)
+    assert not row.same_answer and row.plan == "explain gave no plan" and not row.index_backed

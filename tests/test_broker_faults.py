@@ -103,7 +103,7 @@ def test_connections_cut_again_and_again_mid_stream(private_broker, private_pipe
     events = stream("cut", tasks=30, progressed=10)
     sender = send_through_outages(pipeline, events)
     for round_ in range(1, 4):
-        wait_for(lambda: applied_so_far(pipeline) >= 80 * round_, timeout=120)
+        wait_for(lambda target=80 * round_: applied_so_far(pipeline) >= target, timeout=120)
         cut_broker_connections(private_broker.url)
     sender.join()
     pipeline.wait_until_idle(timeout=120)
@@ -119,7 +119,7 @@ def test_redis_killed_and_restarted_mid_stream_loses_nothing(private_broker, pri
     events = stream("restart", tasks=30, progressed=10)
     sender = send_through_outages(pipeline, events)
     for round_ in range(1, 4):
-        wait_for(lambda: applied_so_far(pipeline) >= 80 * round_, timeout=120)
+        wait_for(lambda target=80 * round_: applied_so_far(pipeline) >= target, timeout=120)
         private_broker.stop(kill=True)
         time.sleep(0.5)
         private_broker.start()
@@ -149,7 +149,7 @@ def test_a_mix_of_faults_ends_every_task_exactly(private_broker, private_pipelin
 
     faults = [lambda: cut_broker_connections(private_broker.url), restart_redis, first.kill, restart_store]
     for round_, fault in enumerate(faults, start=1):
-        wait_for(lambda: applied_so_far(pipeline) >= 80 * round_, timeout=120)
+        wait_for(lambda target=80 * round_: applied_so_far(pipeline) >= target, timeout=120)
         fault()
     pipeline.start_worker(concurrency=2)  # in the killed one's place
     sender.join()

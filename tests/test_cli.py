@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ from worker.cli import jobtask as cli
 def store(broker_url, store_url, tmp_path_factory):
     pipeline = Pipeline(broker_url, store_url, tmp_path_factory.mktemp("cli"))
     pipeline.start_worker(concurrency=1)
-    drive(pipeline, seed_specs() + operator_specs(datetime.now(timezone.utc)))
+    drive(pipeline, seed_specs() + operator_specs(datetime.now(UTC)))
     yield pipeline
     pipeline.close()
 

@@ -10,7 +10,7 @@ playwright is absent; the serving tests at the top run everywhere.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,16 +19,15 @@ from tests.browser import (  # noqa: F401 - fixtures
     CONSOLE_TOKENS,
     LIVE_DOMAIN,
     NARROW,
-    browser,
+    browser_fixture,
     browser_missing,
-    console,
+    console_api_fixture,
+    console_fixture,
     expect,
-    console_api,
-    older_console_api,
+    older_console_api_fixture,
     open_console,
     serving,
 )
-from tests.harness import wait_for
 from tests.readside import SEED_GET, SEED_SECOND, api_settings, text, worker_dataset
 from worker.api import create_app
 from worker.api.console import console_files
@@ -160,7 +159,8 @@ def test_sign_out_forgets_the_token(console):
 def test_a_task_row_changes_status_in_place_when_its_events_are_applied(console, dataset):
     job_task_id = "job-task-console-live1"
     events, ids = dataset.events, {"domain_id": LIVE_DOMAIN}
-    events.created(job_task_id=job_task_id, job_id="job-live", data_source_id="ds-live", options={"month": "202501"}, **ids)
+    events.created(job_task_id=job_task_id, job_id="job-live", data_source_id="ds-live",
+                   options={"month": "202501"}, **ids)
     events.started(job_task_id, **ids)
     dataset.wait_until_idle()
     console.open("#/tasks").sign_in("token-live").signed_in()
@@ -169,7 +169,7 @@ def test_a_task_row_changes_status_in_place_when_its_events_are_applied(console,
     console.page.evaluate("() => { window.notReloaded = true }")
 
     events.progressed(job_task_id, created_count_delta=42, **ids)
-    events.succeeded(job_task_id, occurred_at=text(datetime.now(timezone.utc)), **ids)
+    events.succeeded(job_task_id, occurred_at=text(datetime.now(UTC)), **ids)
     dataset.wait_until_idle()
     # Live, or by polling where the server has no stream yet: either way without a reload.
     row.locator("[data-field=status] [data-status=SUCCESS]").wait_for(timeout=30_000)

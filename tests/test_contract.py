@@ -3,7 +3,7 @@ the field, through the real worker, and the worker keeps serving."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -30,7 +30,7 @@ def base(**overrides):
     return {key: value for key, value in event.items() if value is not ...}
 
 
-future = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
 
 # (task name, kwargs, the field the reason must name)
 BAD_MESSAGES = [

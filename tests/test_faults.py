@@ -8,6 +8,7 @@ doubled (``created_count`` exact, each event_id logged once).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -108,10 +109,8 @@ def test_a_killed_pool_process_requeues_its_batch(pipeline_factory):
     sender = send_in_background(pipeline, events)
     wait_for(lambda: applied_so_far(pipeline) >= 60, timeout=120)
     for pid in worker.pool_pids():  # the pool replaces them; their batches come back
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     sender.join()
     pipeline.wait_until_idle(timeout=240)
     assert_exact(pipeline, events)

@@ -130,7 +130,7 @@ def test_a_declared_job_ends_when_its_last_task_does(pipeline):
         task = pipeline.events.created(domain_id=DOMAIN, job_id="job-ok", data_source_id="ds-1")
         pipeline.events.progressed(task, domain_id=DOMAIN, created_count_delta=10)
         pipeline.wait_until_idle()
-        assert_job_is(pipeline, "job-ok", declared=2)["status"] == "IN_PROGRESS"
+        assert assert_job_is(pipeline, "job-ok", declared=2)["status"] == "IN_PROGRESS"
         pipeline.events.succeeded(task, domain_id=DOMAIN, created_count_delta=number)
     pipeline.wait_until_idle()
     job = assert_job_is(pipeline, "job-ok", declared=2)

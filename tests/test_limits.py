@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import bson
 
 from worker.contract.events import Created
 from worker.contract.lifecycle import Summary, Terminal
-from worker.settings import Settings
 from worker.ingest.store import MAX_ENTRY_BYTES, LogEntry, LoggedEvent, founding_fields
+from worker.settings import Settings
 
 MONGODB_DOCUMENT_LIMIT = 16 * 1024 * 1024
 
@@ -18,7 +18,7 @@ def test_the_largest_log_entry_stays_far_below_the_document_limit():
     largest_batch = Settings.model_fields["batch_size"].metadata
     batch_size = next(rule.le for rule in largest_batch if hasattr(rule, "le"))
     task = "t" * 64
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     created = Created(event_id="c" * 128, domain_id="d" * 64, job_task_id=task, job_id="j" * 64,
                       data_source_id="s" * 64, workspace_id="w" * 64,
                       options={"k": "x" * (16 * 1024 - 20)})

@@ -26,19 +26,21 @@ def flower_pipeline(pipeline_factory, tmp_path):
     pipeline = pipeline_factory()
     name = f"flower-{pipeline.queue}@localhost"
     log_path = tmp_path / "worker.log"
-    worker = WorkerProcess(name, subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", pipeline.queue, "-c", "2",
-         "-n", name, "-l", "INFO"],
-        cwd=ROOT, env=pipeline.env(), stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, start_new_session=True), log_path)
+    with open(log_path, "wb") as log:  # the worker writes to its own copy of the descriptor
+        worker = WorkerProcess(name, subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", pipeline.queue, "-c", "2",
+             "-n", name, "-l", "INFO"],
+            cwd=ROOT, env=pipeline.env(), stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True), log_path)
     pipeline.workers.append(worker)
     worker.wait_ready()
     port = free_port()
     flower_log = tmp_path / "flower.log"
-    flower = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker", "flower", f"--port={port}", "--address=127.0.0.1"],
-        cwd=ROOT, env=pipeline.env(FLOWER_UNAUTHENTICATED_API="true"), stdout=open(flower_log, "wb"),
-        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    with open(flower_log, "wb") as log:
+        flower = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker", "flower", f"--port={port}", "--address=127.0.0.1"],
+            cwd=ROOT, env=pipeline.env(FLOWER_UNAUTHENTICATED_API="true"), stdout=log,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         yield pipeline, worker, f"http://127.0.0.1:{port}", flower_log
     finally:

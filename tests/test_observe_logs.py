@@ -7,6 +7,7 @@ The worker is a real ``celery worker`` subprocess and the API a real
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -60,19 +61,20 @@ def test_worker_text_lines_stay_readable(pipeline_factory):
     job_task_id = pipeline.events.created(domain_id=DOMAIN, job_id="job-l", data_source_id="ds-1")
     pipeline.wait_until_idle()
     log = wait_for(lambda: "batch of 1 settled" in worker.log() and worker.log())
-    assert f"job_task.created" in log and f"of {job_task_id}: applied" in log
+    assert "job_task.created" in log and f"of {job_task_id}: applied" in log
     assert "celery@" in log or "[queues]" in log  # Celery's banner is still there in text mode
 
 
 def test_api_json_lines(store_url, broker_url, tmp_path):
     port = free_port()
     log_path = tmp_path / "api.log"
-    env = {**__import__("os").environ, "JOBTASK_LOG_FORMAT": "json", "JOBTASK_MONGO_URL": store_url,
+    env = {**os.environ, "JOBTASK_LOG_FORMAT": "json", "JOBTASK_MONGO_URL": store_url,
            "JOBTASK_BROKER_URL": broker_url, "JOBTASK_MONGO_DB": "logs_api"}
-    api = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "worker.api:app", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, start_new_session=True)
+    with open(log_path, "wb") as log:
+        api = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "worker.api:app", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         def healthy():
             try:

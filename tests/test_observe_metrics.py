@@ -8,13 +8,12 @@ parser, then held against the history the worker wrote.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.harness import wait_for
 from tests.readside import TOKENS, api_settings
 from worker.contract import lifecycle
 from worker.dev.embedded import free_port
@@ -40,7 +39,7 @@ def total(found: dict, name: str, **labels: str) -> float:
 
 
 def occurred(second: int) -> str:
-    return datetime(2026, 1, 1, 0, 0, second % 60, tzinfo=timezone.utc).isoformat()
+    return datetime(2026, 1, 1, 0, 0, second % 60, tzinfo=UTC).isoformat()
 
 
 def send_known_stream(pipeline, tasks: int) -> dict[str, int]:
@@ -221,8 +220,8 @@ def test_dead_letter_reasons_are_a_few_labels(reason, label):
 
 
 def test_lag_is_measured_for_applied_events_only():
-    received = datetime(2026, 1, 1, 0, 1, tzinfo=timezone.utc)
-    processed = datetime(2026, 1, 1, 0, 2, tzinfo=timezone.utc)
+    received = datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
+    processed = datetime(2026, 1, 1, 0, 2, tzinfo=UTC)
     kwargs = {"event_id": "e1", "job_task_id": "t1", "occurred_at": "2026-01-01T00:00:00Z"}
     applied = message_outcome("m1", "job_task.started", kwargs, received, lifecycle.Outcome("applied"), processed)
     assert (applied.lag_seconds, applied.event_id, applied.job_task_id) == (120.0, "e1", "t1")

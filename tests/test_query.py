@@ -7,11 +7,13 @@ hostile bodies in tests/test_query_properties.py.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from worker.read.conditions import build_condition, parse_timediff
 from worker.read.errors import ReadError
+from worker.read.fields import field_ref
 from worker.read.query import (
     Scope,
     page_window,
@@ -20,15 +22,13 @@ from worker.read.query import (
     projection_for,
     scoped_filter,
 )
-from worker.read.conditions import build_condition, parse_timediff
-from worker.read.fields import field_ref
 from worker.read.resource import JOB_TASK
 from worker.read.stat_query import plan_stat
 
-NOW = datetime(2024, 3, 14, 15, 9, 26, tzinfo=timezone.utc)  # a Thursday
+NOW = datetime(2024, 3, 14, 15, 9, 26, tzinfo=UTC)  # a Thursday
 DOMAIN = Scope("domain-1")
 WORKSPACES = Scope("domain-1", ("ws-1", "ws-2"))
-UTC = timezone.utc
+UTC = UTC
 document_ref = field_ref(JOB_TASK)
 
 

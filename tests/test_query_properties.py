@@ -9,7 +9,7 @@ field references are checked paths (no ``$$`` variables, no internal fields).
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,7 +19,7 @@ from worker.read.query import Scope, plan_list
 from worker.read.resource import JOB_TASK
 from worker.read.stat_query import plan_stat
 
-NOW = datetime(2024, 3, 14, 15, 9, 26, tzinfo=timezone.utc)
+NOW = datetime(2024, 3, 14, 15, 9, 26, tzinfo=UTC)
 DOMAIN = Scope("domain-1")
 WORKSPACES = Scope("domain-1", ("ws-1", "ws-2"))
 

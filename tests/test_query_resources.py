@@ -1,48 +1,30 @@
 """The read side serves any ``Resource``: a second descriptor plans, describes and routes its own fields.
 
-``JOB`` below is the Job of issue 9 as a read-side descriptor (no writer
-stores Jobs yet, so its routes are asked on an empty collection of the real
-store). Its queries must resolve against its fields, not the JobTask's; its
-request models, routes and CLI commands come from the same factories as the
-JobTask's; and what ``/openapi.json`` lists is what the translation accepts.
+``JOB`` is the Job of issue 9 as a read-side descriptor (its routes are
+asked here on an empty collection of the real store; tests/test_job_api.py
+reads Jobs the worker derived). Its queries must resolve against its fields,
+not the JobTask's; its request models, routes and CLI commands come from the
+same factories as the JobTask's; and what ``/openapi.json`` lists is what
+the translation accepts.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from tests.readside import ReadClient, api_settings
 from worker.cli import jobtask as cli
-from worker.api.server import add_read_routes
 from worker.read.errors import ReadError
-from worker.read.query import Scope, plan_get, plan_list
 from worker.read.language import FILTER_OPERATORS, GROUP_OPERATORS, PROJECT_OPERATORS
-from worker.read.models import STAGES, request_models
-from worker.read.resource import JOB_TASK, Resource
+from worker.read.models import STAGES
+from worker.read.query import Scope, plan_get, plan_list
+from worker.read.resource import JOB, JOB_TASK
 from worker.read.stat_query import plan_stat
 
-NOW = datetime(2024, 3, 14, 15, 9, 26, tzinfo=timezone.utc)
+NOW = datetime(2024, 3, 14, 15, 9, 26, tzinfo=UTC)
 DOMAIN = Scope("domain-1")
-
-JOB = Resource(
-    name="Job",
-    plural="Jobs",
-    collection="jobs",
-    id_field="job_id",
-    fields={
-        "job_id": str, "status": str, "total_tasks": int, "remained_tasks": int, "task_counts": dict,
-        "created_count": int, "options": dict, "data_source_id": str, "domain_id": str,
-        "workspace_id": str, "resource_group": str, "error_code": str, "error_message": str,
-        "created_at": datetime, "updated_at": datetime, "finished_at": datetime,
-    },
-    minimal_fields=("job_id", "status", "total_tasks", "remained_tasks", "data_source_id", "workspace_id"),
-    statuses=("IN_PROGRESS", "SUCCESS", "FAILURE", "CANCELED", "TIMEOUT"),
-    param_filters=("job_id", "status", "data_source_id", "workspace_id"),
-    open_fields=frozenset({"options", "task_counts"}),
-)
-
 
 def error_of(call) -> ReadError:
     with pytest.raises(ReadError) as caught:
@@ -76,7 +58,7 @@ def test_a_second_resource_plans_against_its_own_fields():
         "job_id": {"$regex": "job\\-7", "$options": "i"},
         "$and": [
             {"remained_tasks": {"$gt": 0}},
-            {"finished_at": {"$lt": datetime(2024, 3, 1, tzinfo=timezone.utc)}},
+            {"finished_at": {"$lt": datetime(2024, 3, 1, tzinfo=UTC)}},
             {"task_counts.FAILURE": {"$gte": 1}},
         ],
     }
@@ -159,7 +141,6 @@ def test_every_described_stage_is_translated(name, options):
 
 def test_openapi_lists_both_resources_with_what_the_translation_accepts(store_url, broker_url):
     client = ReadClient(api_settings(store_url, "resources_openapi", broker_url))
-    add_read_routes(client.http.app, JOB, "/cost-analysis/v1/job")
     try:
         document = client.http.get("/openapi.json").json()
         schemas = document["components"]["schemas"]
@@ -185,7 +166,6 @@ def test_openapi_lists_both_resources_with_what_the_translation_accepts(store_ur
 
 def test_a_second_resources_routes_read_its_collection_with_the_same_errors(store_url, broker_url):
     client = ReadClient(api_settings(store_url, "resources_routes", broker_url))
-    add_read_routes(client.http.app, JOB, "/cost-analysis/v1/job")
     try:
         def post(method, body, token="token-a"):
             return client.http.post(f"/cost-analysis/v1/job/{method}", json=body,
@@ -207,9 +187,7 @@ def test_a_second_resources_routes_read_its_collection_with_the_same_errors(stor
 
 
 def test_a_second_resources_cli_commands_come_from_its_descriptor():
-    parser, subparsers = cli.build_parser()
-    jobs = subparsers.add_parser("job").add_subparsers(dest="job_command", required=True)
-    cli.add_read_commands(jobs, JOB)
+    parser, _subparsers = cli.build_parser()
     args = parser.parse_args(
         ["job", "list", "--domain", "d", "--status", "SUCCESS", "--data-source-id", "ds"])
     assert (args.status, args.data_source_id, args.workspace_id) == (["SUCCESS"], "ds", None)

@@ -9,7 +9,7 @@ The stages of ``stat`` are in tests/test_read_api_stat.py.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -25,10 +25,10 @@ from tests.readside import (
     worker_dataset,
 )
 from worker.dev.embedded import free_port
-from worker.read.query import Scope, plan_list
-from worker.read.resource import JOB_TASK
 from worker.ingest.store import ensure_indexes
 from worker.mongo import connect
+from worker.read.query import Scope, plan_list
+from worker.read.resource import JOB_TASK
 
 WS1_VISIBLE = {"job-task-a01", "job-task-a02", "job-task-a03", "job-task-a06", "job-task-a07", "job-task-a08"}
 
@@ -230,8 +230,8 @@ def test_workspace_token_sees_its_workspaces_and_domain_level_tasks(api):
     assert stat(api, {"distinct": "workspace_id"}, "token-a-ws1") == {"results": ["ws-1"]}
     assert stat(api, {"distinct": "workspace_id", "filter": [{"k": "workspace_id", "v": "ws-2", "o": "eq"}]},
                 "token-a-ws1") == {"results": []}
-    total = stat(api, {"aggregate": [{"group": {"fields": [{"operator": "sum", "key": "created_count", "name": "t"}]}}]},
-                 "token-a-ws1")
+    total_of_created = {"operator": "sum", "key": "created_count", "name": "t"}
+    total = stat(api, {"aggregate": [{"group": {"fields": [total_of_created]}}]}, "token-a-ws1")
     assert total == {"results": [{"t": 10 + 20 + 0 + 0 + 2 + 40}]}
 
 
@@ -240,7 +240,7 @@ def test_workspace_token_sees_its_workspaces_and_domain_level_tasks(api):
 
 def test_filtered_sorted_paged_list_on_domain_and_status_uses_an_index(api, dataset):
     body = {"status": "SUCCESS", "query": {"page": {"start": 2, "limit": 1}}}
-    plan = plan_list(JOB_TASK, body, Scope(DOMAIN_A), 1000, datetime.now(timezone.utc))
+    plan = plan_list(JOB_TASK, body, Scope(DOMAIN_A), 1000, datetime.now(UTC))
     cursor = (dataset.db.job_tasks.find(plan.filter, plan.projection).sort(plan.sort)
               .skip(plan.skip).limit(plan.limit))
     winning = str(cursor.explain()["queryPlanner"]["winningPlan"])

@@ -45,9 +45,9 @@ def conforms(schema: dict, value) -> bool:
                 datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:
                 return False
-    if isinstance(value, int) and not isinstance(value, bool):
-        if not schema.get("minimum", value) <= value <= schema.get("maximum", value):
-            return False
+    if isinstance(value, int) and not isinstance(value, bool) \
+            and not schema.get("minimum", value) <= value <= schema.get("maximum", value):
+        return False
     if isinstance(value, dict):
         properties = schema.get("properties", {})
         if any(name not in value for name in schema.get("required", [])):

@@ -5,7 +5,7 @@ Companion of tests/test_query.py (filters and list); no store here.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -14,7 +14,7 @@ from worker.read.query import Scope
 from worker.read.resource import JOB_TASK
 from worker.read.stat_query import plan_stat
 
-NOW = datetime(2024, 3, 14, 15, 9, 26, tzinfo=timezone.utc)
+NOW = datetime(2024, 3, 14, 15, 9, 26, tzinfo=UTC)
 DOMAIN = Scope("domain-1")
 
 

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.lifecycle_data import deliveries, expected_task, parsed, task_events
-from worker.ingest import history
 from worker.contract.lifecycle import fold
+from worker.ingest import history
 
 
 @st.composite

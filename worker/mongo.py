@@ -7,12 +7,14 @@ JOBTASK_STORE_TIMEOUT_MS, so an unreachable store fails fast and is retried
 
 from __future__ import annotations
 
+from typing import Any
+
 import pymongo
 from pymongo.database import Database
 
 
 def connect(mongo_url: str, database: str, timeout_ms: int = 5_000, app: str = "jobtask") -> Database:
-    client = pymongo.MongoClient(
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
         mongo_url,
         appname=app,
         tz_aware=True,

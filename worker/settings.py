@@ -15,14 +15,30 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+PERMISSIONS = ("read", "cancel")
+
 
 class TokenScope(BaseSettings):
-    """What one API token may read: a domain, optionally narrowed to workspaces."""
+    """What one API token may do: read a domain, optionally narrowed to workspaces,
+    and with ``"cancel"`` among its ``permissions`` also cancel that scope's jobs."""
 
     model_config = SettingsConfigDict(extra="forbid")
 
     domain_id: str = Field(min_length=1)
     workspace_ids: list[str] | None = None
+    # What the token may do besides being known: "read" (every token reads its
+    # scope, so it must be listed) and optionally "cancel" (POST job/cancel).
+    permissions: list[str] = Field(default_factory=lambda: ["read"])
+
+    @field_validator("permissions")
+    @classmethod
+    def _known_permissions(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in PERMISSIONS]
+        if unknown:
+            raise ValueError(f"unknown permission {unknown[0]!r} (use {', '.join(PERMISSIONS)})")
+        if "read" not in value:
+            raise ValueError("every token reads its scope: list 'read' among its permissions")
+        return [name for name in PERMISSIONS if name in value]
 
 
 class Settings(BaseSettings):

@@ -1,8 +1,10 @@
 """The HTTP face: the read API (``uvicorn worker.api:app``).
 
-``server`` builds the FastAPI app and its routes; ``models`` describes the
-responses for ``/openapi.json``. May import: ``worker.read``,
-``worker.contract``, ``worker.observe`` (metrics, log format), ``worker.settings``.
+``server`` builds the FastAPI app and its routes (``requests`` reads a
+request's token and body, ``scope`` and ``job_cancel`` are routes of their
+own); ``models`` describes the responses for ``/openapi.json``. May import:
+``worker.read``, ``worker.contract``, ``worker.client`` (a Job's cancel),
+``worker.observe`` (metrics, log format), ``worker.settings``.
 """
 
 from worker.api.server import app, create_app

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
 
@@ -21,7 +21,7 @@ class StatResponse(BaseModel):
     """Aggregate rows (group keys flattened) or distinct values; total_count when paged."""
 
     results: list[Any]
-    total_count: Optional[int] = None
+    total_count: int | None = None
 
 
 class ErrorDetail(BaseModel):
@@ -47,14 +47,15 @@ class ResponseModels:
 @cache
 def response_models(resource: Resource) -> ResponseModels:
     """``{Name}Info`` (one document) and ``{Plural}Info`` (a page of them) for ``resource``."""
+    fields: dict[str, Any] = {
+        name: (_returned_type(resource, name, kind), Field(None, json_schema_extra=_absent_when_empty))
+        for name, kind in resource.fields.items()
+    }
     info = create_model(
         f"{resource.name}Info",
         __doc__=f"One {resource.name}; fields with no value are left out, "
         "timestamps like 2022-07-17T16:00:08.266Z.",
-        **{
-            name: (_returned_type(resource, name, kind), Field(None, json_schema_extra=_absent_when_empty))
-            for name, kind in resource.fields.items()
-        },
+        **fields,
     )
     infos = create_model(f"{resource.plural}Info", results=(list[info], ...), total_count=(int, ...))
     return ResponseModels(get=info, list=infos)
@@ -67,7 +68,7 @@ def _absent_when_empty(schema: dict) -> None:
 
 def _returned_type(resource: Resource, name: str, kind: Any) -> Any:
     if name == "status":
-        return Literal[resource.statuses]  # type: ignore[valid-type]
+        return Literal[resource.statuses]
     if kind is dict:
         return dict[str, Any]
     return kind if kind in (str, int, datetime) else Any

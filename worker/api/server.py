@@ -1,11 +1,13 @@
-"""The read API over HTTP: SpaceONE's JobTask get / list / stat, plus ``/healthz``.
+"""The read API over HTTP: SpaceONE's JobTask and Job get / list / stat, plus ``/healthz``.
 
 ``worker.api:app`` serves ``POST /cost-analysis/v1/job-task/{get,list,stat}``
-with JSON bodies as in the seed, ``GET /healthz`` and ``/openapi.json``;
+with JSON bodies as in the seed, the same for Jobs under
+``/cost-analysis/v1/job/``, a Job's cancel (``worker.api.job_cancel``), the
+token's scope (``worker.api.scope``), ``GET /healthz`` and ``/openapi.json``;
 ``create_app(settings)`` builds another app (tests, embedding), and
 ``add_read_routes`` serves one more ``Resource`` the same way. Every request
 carries ``Authorization: Bearer <token>`` and the token alone decides the
-caller's domain and workspaces (``JOBTASK_API_TOKENS``).
+caller's domain, workspaces and permissions (``worker.api.requests``).
 
 Errors leave as SpaceONE's REST layer gives them,
 ``{"detail": {"code": "ERROR_...", "message": "..."}}``, with the status of the
@@ -18,14 +20,13 @@ logged with a reference and answered with a coded 500, never a stack trace.
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import redis
 from fastapi import FastAPI, Request
@@ -38,28 +39,30 @@ from pydantic.json_schema import models_json_schema
 from pymongo.database import Database
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from worker.api.console import add_console_routes
+from worker.api.job_cancel import add_cancel_route
+from worker.api.models import Error, response_models
+from worker.api.requests import caller_scope, parse_body
+from worker.api.scope import add_scope_route
+from worker.client import JobTaskEvents
+from worker.mongo import connect
+from worker.observe.http import add_metrics
+from worker.observe.logs import use_format_for_api
 from worker.read.errors import (
-    ERROR_AUTHENTICATE_FAILURE,
     ERROR_DB_UNAVAILABLE,
     ERROR_INVALID_PARAMETER,
-    ERROR_PERMISSION_DENIED,
     ERROR_UNKNOWN,
     ERROR_UNSUPPORTED_API,
     ReadError,
 )
-from worker.api.console import add_console_routes
-from worker.api.models import Error, response_models
-from worker.observe.http import add_metrics
-from worker.observe.logs import use_format_for_api
 from worker.read.models import request_models
-from worker.read.reads import Scope, get_item, list_items, stat_items
-from worker.read.resource import JOB_TASK, Resource
+from worker.read.reads import get_item, list_items, stat_items
+from worker.read.resource import JOB, JOB_TASK, Resource
 from worker.settings import Settings, get_settings
-from worker.mongo import connect
 
 LOGGER = logging.getLogger("jobtask.api")
 JOB_TASK_PREFIX = "/cost-analysis/v1/job-task"
-MAX_BODY_BYTES = 1_000_000
+JOB_PREFIX = "/cost-analysis/v1/job"
 
 
 class Connections:
@@ -70,6 +73,7 @@ class Connections:
         self._lock = threading.Lock()
         self._db: Database | None = None
         self._broker: redis.Redis | None = None
+        self._events: JobTaskEvents | None = None
 
     def db(self) -> Database:
         if self._db is None:
@@ -96,43 +100,23 @@ class Connections:
                     )
         return self._broker
 
+    def events(self) -> JobTaskEvents:
+        """The producer SDK on the broker, for the events the API sends (a job's cancel)."""
+        if self._events is None:
+            if not self.settings.broker_url:
+                raise RuntimeError("JOBTASK_BROKER_URL is not set")
+            with self._lock:
+                if self._events is None:
+                    self._events = JobTaskEvents(self.settings.broker_url, self.settings.queue)
+        return self._events
+
     def close(self) -> None:
+        if self._events is not None:
+            self._events.close()
         if self._db is not None:
             self._db.client.close()
         if self._broker is not None:
             self._broker.close()
-
-
-def caller_scope(authorization: str | None, settings: Settings) -> Scope:
-    """The scope of the bearer token; 401 without a known token, 403 if it may read nothing."""
-    scheme, _, token = (authorization or "").strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise ERROR_AUTHENTICATE_FAILURE(message="send 'Authorization: Bearer <token>'")
-    found = None
-    for known, scope in settings.api_tokens.items():
-        # Compare with every token in constant time, so timing reveals nothing.
-        if hmac.compare_digest(known.encode(), token.encode()):
-            found = scope
-    if found is None:
-        raise ERROR_AUTHENTICATE_FAILURE(message="the token is not known")
-    if found.workspace_ids is not None and not found.workspace_ids:
-        raise ERROR_PERMISSION_DENIED(reason="the token is scoped to no workspace")
-    workspaces = tuple(found.workspace_ids) if found.workspace_ids is not None else None
-    return Scope(found.domain_id, workspaces)
-
-
-def parse_body(raw: bytes) -> Any:
-    """The JSON body; an empty one is ``{}``, a malformed one a coded 400."""
-    if len(raw) > MAX_BODY_BYTES:
-        raise ERROR_INVALID_PARAMETER(key="body", reason=f"larger than {MAX_BODY_BYTES} bytes")
-    if not raw.strip():
-        return {}
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
-        raise ERROR_INVALID_PARAMETER(key="body", reason=f"malformed JSON ({reason})") from None
 
 
 def error_response(error: ReadError) -> JSONResponse:
@@ -154,13 +138,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         title="jobtask read API",
         version="1.0",
-        description="SpaceONE cost-analysis JobTask get / list / stat over the worker's store.",
+        description="SpaceONE cost-analysis JobTask and Job get / list / stat over the worker's store, "
+        "and a Job's cancel.",
     )
     app.state.settings = settings
     app.state.connections = connections
     app.state.documented_models = [Error]
     _install_error_handlers(app)
     add_read_routes(app, JOB_TASK, JOB_TASK_PREFIX)
+    add_read_routes(app, JOB, JOB_PREFIX)
+    add_cancel_route(app, JOB_PREFIX)
+    add_scope_route(app)
     add_console_routes(app)
     app.state.metrics = add_metrics(app, connections.db)
 
@@ -174,7 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body = {"status": "ok" if healthy else "unavailable", **checks}
         return JSONResponse(body, status_code=200 if healthy else 503)
 
-    app.openapi = lambda: _openapi(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's way to replace the document
     return app
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from worker.cli.output import connect_store, print_json, print_table
 from worker.ingest.history import task_history
@@ -87,7 +87,7 @@ def _replay(db, settings, message_id: str) -> int:
     events.close()
     db[DEAD_LETTERS].update_one(
         {"_id": message_id},
-        {"$set": {"replayed_at": datetime.now(timezone.utc), "replayed_as": new_id}},
+        {"$set": {"replayed_at": datetime.now(UTC), "replayed_as": new_id}},
     )
     print(f"replayed {message_id} as {new_id}")
     return 0
@@ -103,5 +103,5 @@ def _show(records: list[dict], columns: tuple[str, ...], as_json: bool) -> None:
 
 def _plain(value):
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return value

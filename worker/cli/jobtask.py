@@ -4,6 +4,11 @@
     jobtask list --domain DOMAIN [--status S] [--workspace-id W] [--job-id J]
                  [--data-source-id D] [--query JSON] [--json]
     jobtask stat --domain DOMAIN --query JSON [--json]
+    jobtask job get JOB_ID --domain DOMAIN [--json]
+    jobtask job list --domain DOMAIN [--status S] [--workspace-id W]
+                     [--data-source-id D] [--query JSON] [--json]
+    jobtask job stat --domain DOMAIN --query JSON [--json]
+    jobtask job cancel JOB_ID --domain DOMAIN [--reason TEXT] [--json]
 
 It connects with ``JOBTASK_MONGO_URL`` / ``JOBTASK_MONGO_DB`` and runs the
 same ``worker.read.reads`` functions as the HTTP API, scoped to ``--domain``, so a
@@ -11,8 +16,9 @@ query behaves and fails the same way on both faces. Output is a table by
 default and the API's JSON body with ``--json``. Exit status: 0 done, 1 a
 coded error (printed as ``ERROR_...: message``), 2 bad usage.
 
-The commands are built from a ``Resource`` (``add_read_commands``), so
-another resource's are one call. ``jobtask history`` and ``jobtask
+The commands are built from a ``Resource`` (``add_read_commands``): the
+JobTask's at the top, the Job's under ``jobtask job`` beside its cancel
+(worker.cli.cancel, which also needs ``JOBTASK_BROKER_URL``). ``jobtask history`` and ``jobtask
 dead-letters`` (worker.cli.audit) show what the worker did with each
 delivery; both modules print through worker.cli.output. A subcommand sets
 ``func`` (``args -> exit status``) with ``set_defaults``.
@@ -23,22 +29,28 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from worker.cli.audit import add_audit_commands
+from worker.cli.cancel import add_cancel_command
 from worker.cli.output import cell, connect_store, print_json, print_table
 from worker.read.errors import ERROR_DB_UNAVAILABLE, ERROR_INVALID_PARAMETER, ReadError
 from worker.read.reads import Scope, get_item, list_items, stat_items
-from worker.read.resource import JOB_TASK, Resource
+from worker.read.resource import JOB, JOB_TASK, Resource
 from worker.settings import load_settings
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     """The ``jobtask`` parser with the read commands, and its subparsers for more."""
-    parser = argparse.ArgumentParser(prog="jobtask", description="Operate and read JobTasks.")
+    parser = argparse.ArgumentParser(prog="jobtask", description="Operate and read JobTasks and Jobs.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_read_commands(subparsers, JOB_TASK)
+    jobs = subparsers.add_parser("job", help="Jobs: get, list, stat, cancel")
+    job_commands = jobs.add_subparsers(dest="job_command", metavar="COMMAND", required=True)
+    add_read_commands(job_commands, JOB)
+    add_cancel_command(job_commands)
     add_audit_commands(subparsers)
     return parser, subparsers
 

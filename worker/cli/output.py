@@ -14,6 +14,8 @@ def connect_store(settings: Settings) -> Database:
     """The store of ``JOBTASK_MONGO_URL``; the caller checks that it is set and closes the client."""
     from worker.mongo import connect  # noqa: PLC0415 - only commands that read need the driver
 
+    assert settings.mongo_url, "the caller says what to do when JOBTASK_MONGO_URL is unset"
+
     return connect(settings.mongo_url, settings.mongo_db, timeout_ms=settings.store_timeout_ms,
                    app="jobtask-cli")
 
@@ -38,6 +40,6 @@ def print_table(rows: list[dict], columns: list[str] | None) -> None:
         return
     cells = [[cell(row.get(name)) for name in columns] for row in rows]
     widths = [max([len(name), *(len(line[i]) for line in cells)]) for i, name in enumerate(columns)]
-    print("  ".join(name.upper().ljust(width) for name, width in zip(columns, widths)).rstrip())
+    print("  ".join(name.upper().ljust(width) for name, width in zip(columns, widths, strict=True)).rstrip())
     for line in cells:
-        print("  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip())
+        print("  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip())

@@ -127,9 +127,9 @@ def admit(state: StoredTask, candidates: Sequence[Candidate], max_events: int) -
 def joined_outcome(event: Event, after: Summary) -> Outcome:
     """A joined event is applied, unless it is a terminal event an earlier one beat."""
     decided = after.terminal
-    if isinstance(event, tuple(TERMINAL_STATUS_OF)) and decided is not None:
-        if decided.event_id != event.event_id:
-            return Outcome(IGNORED, f"task already ended by {decided.event_id}")
+    if (isinstance(event, tuple(TERMINAL_STATUS_OF)) and decided is not None
+            and decided.event_id != event.event_id):
+        return Outcome(IGNORED, f"task already ended by {decided.event_id}")
     return Outcome(APPLIED)
 
 

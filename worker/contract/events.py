@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, Literal, Union
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -27,6 +27,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 TASK_PREFIX = "job_task."
 JOB_PREFIX = "job."
@@ -52,7 +53,7 @@ def to_millis(moment: datetime) -> datetime:
     Every time the rules compare is truncated first, so that the pure rules and
     the store (which keeps milliseconds) order events identically.
     """
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
@@ -108,7 +109,7 @@ class _Base(BaseModel):
     @classmethod
     def _occurred_at(cls, value: Any) -> datetime | None:
         moment = parse_occurred_at(value)
-        if moment is not None and moment > datetime.now(timezone.utc) + MAX_CLOCK_SKEW:
+        if moment is not None and moment > datetime.now(UTC) + MAX_CLOCK_SKEW:
             raise ValueError("is more than 5 minutes ahead of the worker's clock")
         return moment
 
@@ -216,20 +217,20 @@ class JobTimedOut(_JobEvent):
     reason: Text | None = None
 
 
-TaskEvent = Union[Created, Started, Progressed, Succeeded, Failed, Canceled, TimedOut]
-JobEvent = Union[JobCreated, JobCanceled, JobTimedOut]
-Event = Union[TaskEvent, JobEvent]
+TaskEvent = Created | Started | Progressed | Succeeded | Failed | Canceled | TimedOut
+JobEvent = JobCreated | JobCanceled | JobTimedOut
+Event = TaskEvent | JobEvent
 TASK_EVENTS = (Created, Started, Progressed, Succeeded, Failed, Canceled, TimedOut)
 JOB_EVENTS = (JobCreated, JobCanceled, JobTimedOut)
 
 
 def task_name_of(model: type[_Base] | _Base) -> str:
     """The Celery task an event is sent as: ``job_task.<kind>``, or its kind for a job's."""
-    kind = model.model_fields["kind"].default
+    kind: str = model.model_fields["kind"].default
     return kind if kind.startswith(JOB_PREFIX) else TASK_PREFIX + kind
 
 
-EVENT_TYPES: dict[str, type[_Base]] = {task_name_of(model): model for model in (*TASK_EVENTS, *JOB_EVENTS)}
+EVENT_TYPES: dict[str, type[Event]] = {task_name_of(model): model for model in (*TASK_EVENTS, *JOB_EVENTS)}
 
 
 @dataclass(frozen=True)
@@ -240,7 +241,7 @@ class InvalidEvent:
     field: str | None = None
 
 
-def _describe(error: dict) -> tuple[str, str | None]:
+def _describe(error: ErrorDetails) -> tuple[str, str | None]:
     """One line per offending kwarg, named as the producer spelled it."""
     loc = error.get("loc") or ()
     field = str(loc[0]) if loc else None

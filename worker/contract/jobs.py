@@ -80,7 +80,7 @@ class Declaration:
     data_source_id: str
     workspace_id: str | None
     resource_group: str
-    options: dict
+    options: dict[str, Any]
 
     @classmethod
     def of(cls, event: JobCreated, occurred_at: datetime) -> Declaration:
@@ -202,7 +202,7 @@ def job_fields(state: JobState) -> dict[str, Any]:
         error_message = state.ending.reason
         if status == TIMEOUT:
             error_code = ERROR_JOB_TIMEOUT
-    elif declared is not None and remained == 0:
+    elif state.declaration is not None and remained == 0:  # declared, so its count is known
         status = SUCCESS if counts[SUCCESS] == total else FAILURE
         # A job declared with no tasks is done when declared.
         finished_at = _latest(*(view.finished_at for view in views)) or state.declaration.occurred_at

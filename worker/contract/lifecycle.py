@@ -27,9 +27,10 @@ in the worker; the property tests hold the two to the same answers.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable
+from typing import Any
 
 from worker.contract.events import (
     Canceled,
@@ -76,7 +77,7 @@ class Terminal:
     error_message: str | None = None
     created_count_delta: int = 0
 
-    def precedes(self, other: "Terminal | None") -> bool:
+    def precedes(self, other: Terminal | None) -> bool:
         """Earliest (occurred_at, event_id) wins, so arrival order does not matter."""
         if other is None:
             return True
@@ -158,14 +159,14 @@ def status_of(summary: Summary) -> str:
     return IN_PROGRESS if summary.started_at is not None else PENDING
 
 
-def derived(summary: Summary) -> dict:
+def derived(summary: Summary) -> dict[str, Any]:
     """The fields a summary decides, ``None`` where a task has no value yet.
 
     Every one of them may change when an event joins; the identity fields
     never do. The store sets these after every change (and unsets the Nones).
     """
     terminal = summary.terminal
-    failed = terminal is not None and terminal.status in (FAILURE, TIMEOUT)
+    failed = terminal if terminal is not None and terminal.status in (FAILURE, TIMEOUT) else None
     return {
         "status": status_of(summary),
         "created_count": summary.progress_count + (terminal.created_count_delta if terminal else 0),
@@ -173,12 +174,12 @@ def derived(summary: Summary) -> dict:
         "started_at": summary.started_at,
         "updated_at": _latest(summary.activity_at, terminal.occurred_at if terminal else None),
         "finished_at": terminal.occurred_at if terminal else None,
-        "error_code": terminal.error_code if failed else None,
-        "error_message": terminal.error_message if failed else None,
+        "error_code": failed.error_code if failed else None,
+        "error_message": failed.error_message if failed else None,
     }
 
 
-def project(identity: Created, summary: Summary) -> dict:
+def project(identity: Created, summary: Summary) -> dict[str, Any]:
     """The JobTask as readers see it: seed field names, absent when empty."""
     task = {
         "job_task_id": identity.job_task_id,
@@ -221,7 +222,7 @@ class Outcome:
 class TaskState:
     """The outcome of ``fold``: the visible task (None until created) and more."""
 
-    task: dict | None
+    task: dict[str, Any] | None
     summary: Summary
     outcomes: tuple[Outcome, ...]
 
@@ -241,6 +242,7 @@ def fold(deliveries: Iterable[tuple[Event, datetime]]) -> TaskState:
 
     def accept(index: int, event: Event, occurred_at: datetime) -> None:
         nonlocal summary
+        assert identity is not None, "accept runs once the created event has arrived"
         fingerprint = event_fingerprint(event)
         if event.domain_id != identity.domain_id:
             outcomes[index] = Outcome(REJECTED, "domain_id does not match the job task's")
@@ -255,8 +257,8 @@ def fold(deliveries: Iterable[tuple[Event, datetime]]) -> TaskState:
             seen[event.event_id] = fingerprint
             summary = merge(summary, summarize(event, occurred_at))
             decided = summary.terminal
-            superseded = decided is not None and decided.event_id != event.event_id
-            if isinstance(event, tuple(TERMINAL_STATUS_OF)) and superseded:
+            if (isinstance(event, tuple(TERMINAL_STATUS_OF)) and decided is not None
+                    and decided.event_id != event.event_id):
                 outcomes[index] = Outcome(IGNORED, f"task already ended by {decided.event_id}")
             else:
                 outcomes[index] = Outcome(APPLIED)

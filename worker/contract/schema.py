@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -112,18 +113,18 @@ EXAMPLES = {
 }
 
 
-def _property(name: str, generated: dict) -> dict:
+def _property(name: str, generated: dict[str, Any]) -> dict[str, Any]:
     prop = {key: value for key, value in generated.items() if key not in ("title", "description")}
     if name == "occurred_at":  # the model's own hint is for the non-null branch only
         prop = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}], "default": None}
     return {"description": FIELDS[name], **prop}
 
 
-def schema_for(task_name: str, model: type[BaseModel]) -> dict:
+def schema_for(task_name: str, model: type[BaseModel]) -> dict[str, Any]:
     """The schema producers validate against: the model's, without the internal ``kind``."""
     generated = model.model_json_schema()
     names = [name for name in generated["properties"] if name not in ("kind", "occurred_at")]
-    schema = {
+    schema: dict[str, Any] = {
         "$schema": DIALECT,
         "title": task_name,
         "description": EVENTS[task_name],
@@ -142,7 +143,7 @@ def schema_for(task_name: str, model: type[BaseModel]) -> dict:
     return schema
 
 
-def render(schema: dict) -> str:
+def render(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -63,17 +63,16 @@ class ChildService:
     def ping(self) -> bool:
         raise NotImplementedError
 
-    def start(self) -> "ChildService":
+    def start(self) -> ChildService:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.data_dir / f"{self.name}.log", "ab")
-        self.process = subprocess.Popen(
-            self.command(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # a Ctrl-C in the terminal reaches us, not it
-        )
-        log.close()
+        with open(self.data_dir / f"{self.name}.log", "ab") as log:
+            self.process = subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # a Ctrl-C in the terminal reaches us, not it
+            )
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -110,7 +109,7 @@ class ChildService:
                 except OSError:
                     time.sleep(0.1)
 
-    def __enter__(self) -> "ChildService":
+    def __enter__(self) -> ChildService:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:
@@ -187,7 +186,8 @@ class EmbeddedStore(ChildService):
     def ping(self) -> bool:
         import pymongo  # noqa: PLC0415
 
-        client = pymongo.MongoClient(self.url, serverSelectionTimeoutMS=500, connectTimeoutMS=500)
+        client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
+            self.url, serverSelectionTimeoutMS=500, connectTimeoutMS=500)
         try:
             client.admin.command("ping")
             return True

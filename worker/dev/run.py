@@ -13,6 +13,7 @@ and the exit status is 1.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -30,9 +31,9 @@ from pymongo.errors import PyMongoError
 
 from worker.dev.embedded import EmbeddedRedis, EmbeddedStore, child_env, free_port
 from worker.ingest.retry import Backoff, StoreUnavailable, retry_transient
-from worker.settings import Settings, load_settings
 from worker.ingest.store import ensure_indexes
 from worker.mongo import connect
+from worker.settings import Settings, load_settings
 
 DEFAULT_PORTS = {"redis": 6390, "store": 27090}
 DEV_DOMAIN = "domain-dev"
@@ -64,7 +65,7 @@ class DataDir:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
-        self.lock = open(path / "run.lock", "w")
+        self.lock = open(path / "run.lock", "w")  # noqa: SIM115 -- held, and so locked, while this object lives
         try:
             fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -98,6 +99,7 @@ class Child:
         threading.Thread(target=self._relay, daemon=True).start()
 
     def _relay(self) -> None:
+        assert self.process.stdout is not None  # stdout=PIPE
         for raw in self.process.stdout:
             line = raw.decode(errors="replace").rstrip()
             if self.ready_line and self.ready_line in line:
@@ -107,10 +109,8 @@ class Child:
     def signal(self, signum: int, group: bool = False) -> None:
         """SIGTERM to celery's main process is a warm shutdown; its pool must not get it."""
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signum) if group else self.process.send_signal(signum)
-            except ProcessLookupError:
-                pass
 
 
 def banner(settings: Settings, urls: dict, embedded: dict, token: str | None, api: str) -> str:
@@ -127,7 +127,7 @@ def banner(settings: Settings, urls: dict, embedded: dict, token: str | None, ap
         f"  broker  {urls['broker']}{where('redis')}",
         f"  store   {urls['store']} database {settings.mongo_db}{where('store')}",
         f"  queue   {settings.queue} ({settings.concurrency} worker processes)",
-        f"  api     {api}  (POST /cost-analysis/v1/job-task/get|list|stat, GET /healthz)",
+        f"  api     {api}  (POST /cost-analysis/v1/job-task/get|list|stat, job/..., GET /healthz)",
         f"  token   {token or ''}{note}",
         f"  try     curl -s -X POST {api}{LIST_PATH} -H 'Authorization: Bearer {token or '<token>'}' "
         "-H 'Content-Type: application/json' -d '{\"query\": {}}'",
@@ -142,7 +142,7 @@ class Runner:
         self.stopping, self.force = threading.Event(), threading.Event()
         self.services: list = []
         self.children: list[Child] = []
-        self.urls = {"broker": settings.broker_url, "store": settings.mongo_url}
+        self.urls = {"broker": settings.broker_url or "", "store": settings.mongo_url or ""}  # "": embedded
         self.embedded: dict[str, Path] = {}
         self.token: str | None = None
         self.data = DataDir(settings.data_dir) if not all(self.urls.values()) else None
@@ -156,6 +156,7 @@ class Runner:
     def start_servers(self) -> None:
         for name, key, server_class in (("redis", "broker", EmbeddedRedis), ("store", "store", EmbeddedStore)):
             if not self.urls[key]:
+                assert self.data is not None  # made when a server is embedded
                 server = server_class(self.settings.data_dir / name, self.data.port(name))
                 self.services.append(server.start())
                 self.urls[key], self.embedded[name] = server.url, server.data_dir
@@ -173,9 +174,11 @@ class Runner:
         env = child_env(JOBTASK_BROKER_URL=self.urls["broker"], JOBTASK_MONGO_URL=self.urls["store"],
                         JOBTASK_API_PORT=str(self.api_port), PYTHONUNBUFFERED="1")
         if not settings.api_tokens and not settings.mongo_url:
+            assert self.data is not None  # the store is embedded
             self.token = self.data.state.get("dev_token") or secrets.token_urlsafe(24)
             self.data.remember(dev_token=self.token)
-            env["JOBTASK_API_TOKENS"] = json.dumps({self.token: {"domain_id": DEV_DOMAIN}})
+            env["JOBTASK_API_TOKENS"] = json.dumps(
+                {self.token: {"domain_id": DEV_DOMAIN, "permissions": ["read", "cancel"]}})
         self.children.append(Child("worker", [
             py, "-m", "celery", "-A", "worker", "worker", "-Q", settings.queue,
             "-c", str(settings.concurrency), "-l", "INFO"], env, ready_line=" ready."))

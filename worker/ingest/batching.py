@@ -7,13 +7,14 @@ holds the prefetched messages in one buffer (``Buffer``, fed by
 JOBTASK_BATCH_SIZE, or whatever is there every JOBTASK_BATCH_INTERVAL
 seconds.
 
-A batch keeps each task's events together: it takes the task of the oldest
-waiting message with all of that task's waiting events, then the next oldest
-task, and so on (``take_batch``). A batch costs the store about one update
-per task it touches, so when many tasks report at once, the buffer holding
-several batches' worth (JOBTASK_PREFETCH_BATCHES per pool process) makes a
-batch touch fewer tasks. Across tasks it is first come, first served: no task
-starves.
+A batch keeps each task's events together, and the tasks of a Job together:
+it takes the Job (or lone task) of the oldest waiting message with all of
+its waiting events, then the next oldest, and so on, leaving for later what
+another batch in flight holds (``worker.ingest.waiting``). A batch costs the
+store about one update per task and Job it touches, so when many tasks
+report at once, the buffer holding several batches' worth
+(JOBTASK_PREFETCH_BATCHES per pool process) makes a batch touch fewer of
+them. It is first come, first served: nothing starves.
 
 Acknowledgement is what makes delivery at-least-once:
 
@@ -43,13 +44,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 from celery import Task
 from celery.utils.imports import symbol_by_name
 
+from worker.ingest.waiting import WaitingLine
 from worker.observe.report import BatchReport
 
 logger = logging.getLogger(__name__)
@@ -65,9 +67,10 @@ RUN_BATCH = "worker.ingest.consume:run_batch"
 class Held:
     """A message the main process holds until its batch is settled."""
 
-    message: object  # the kombu message: its delivery tag and payload settle it
+    message: Any  # the kombu message: its delivery tag and payload settle it
     delivery: tuple  # (message_id, task_name, args, kwargs, received_at, refusal)
-    group: str  # the job_task_id its batch keeps together (the message id if none)
+    group: str  # the job_task_id its batch keeps together ("#job_id" for a Job's events, else the message id)
+    job: str | None = None  # the job_id the message names, if any
     copies: list = field(default_factory=list)  # other kombu messages of the same id, acked with it
 
 
@@ -77,6 +80,7 @@ class InWork:
 
     batch: list[Held]
     sent_at: float  # monotonic
+    lanes: set[str] = field(default_factory=set)  # of the waiting line, taken by this batch
     job: object = None  # the pool's handle on it (billiard's ApplyResult)
 
 
@@ -91,26 +95,6 @@ def _dropped_by_pool(job) -> bool:
     return job._cache.get(job._job) is not job
 
 
-def take_batch(waiting: OrderedDict[str, list[Held]], size: int) -> list[Held]:
-    """The next batch: whole tasks, oldest first, up to ``size`` messages.
-
-    ``waiting`` maps a task to its waiting messages in arrival order, the
-    task of the oldest message first. A task that does not fit whole gives
-    what fits and stays first in line.
-    """
-    batch: list[Held] = []
-    while waiting and len(batch) < size:
-        group, messages = next(iter(waiting.items()))
-        room = size - len(batch)
-        if len(messages) <= room:
-            batch += messages
-            del waiting[group]
-        else:
-            batch += messages[:room]
-            del messages[:room]
-    return batch
-
-
 class Buffer:
     """The main process's messages, from their delivery until their batch is settled."""
 
@@ -122,13 +106,12 @@ class Buffer:
         self.interval = interval
         self.time_limit = time_limit
         self.slots = max(1, getattr(pool, "limit", 1) or 1)
-        self.waiting: OrderedDict[str, list[Held]] = OrderedDict()
-        self.waiting_count = 0
+        self.waiting = WaitingLine()
         self.in_flight: dict[int, InWork] = {}
         self.unsettled: list[tuple[list[Held], list[Held]]] = []  # (acks, requeues) to retry
         self.held_tags: set[str] = set()  # delivery tags of every message above
         self.by_id: dict[str, Held] = {}  # the same, by message id
-        self.channel = None
+        self.channel: Any = None  # the transport's Channel, once attached
         self.sending = True
         self._tick = None
         self._batch_ids = iter(range(1, 1 << 62))
@@ -172,13 +155,8 @@ class Buffer:
             original.copies.append(held.message)
             return
         self.by_id[held.delivery[0]] = held
-        group = self.waiting.get(held.group)
-        if group is None:
-            self.waiting[held.group] = [held]
-        else:
-            group.append(held)
-        self.waiting_count += 1
-        if self.waiting_count >= self.batch_size and len(self.in_flight) < self.slots:
+        self.waiting.add(held)
+        if len(self.waiting) >= self.batch_size and len(self.in_flight) < self.slots:
             self.flush()
 
     def tick(self) -> None:
@@ -211,20 +189,16 @@ class Buffer:
             if not _dropped_by_pool(work.job):
                 continue
             del self.in_flight[batch_id]
-            for held in reversed(work.batch):
-                group = self.waiting.setdefault(held.group, [])
-                group.insert(0, held)
-                self.waiting.move_to_end(held.group, last=False)
-            self.waiting_count += len(work.batch)
+            self.waiting.put_back(work.batch)
             logger.info("batch of %d dropped by the pool with the connection; sending it again", len(work.batch))
 
     def flush(self) -> None:
         """Send batches while a pool process is free; the rest waits for one."""
-        while self.sending and self.waiting_count and len(self.in_flight) < self.slots:
-            batch = take_batch(self.waiting, self.batch_size)
-            self.waiting_count -= len(batch)
+        while self.sending and self.waiting and len(self.in_flight) < self.slots:
+            busy = {lane for work in self.in_flight.values() for lane in work.lanes}
+            batch, lanes = self.waiting.take(self.batch_size, busy)
             batch_id = next(self._batch_ids)
-            work = self.in_flight[batch_id] = InWork(batch, time.monotonic())
+            work = self.in_flight[batch_id] = InWork(batch, time.monotonic(), lanes)
             self.on_batch_sent(batch)
             try:
                 work.job = self.pool.apply_async(
@@ -276,8 +250,8 @@ class Buffer:
         if work is None:  # settled already (a late callback)
             return
         batch = work.batch
-        acks = [held for held, decision in zip(batch, decisions) if decision == ACK]
-        requeues = [held for held, decision in zip(batch, decisions) if decision != ACK]
+        acks = [held for held, decision in zip(batch, decisions, strict=True) if decision == ACK]
+        requeues = [held for held, decision in zip(batch, decisions, strict=True) if decision != ACK]
         self._tell_broker(acks, requeues)
         self.on_batch_settled(batch, decisions, time.monotonic() - work.sent_at, report)
         self.flush()
@@ -310,9 +284,7 @@ class Buffer:
     def release(self) -> None:
         """At a warm stop: hand back what waits, and whatever is still unsettled."""
         self.sending = False
-        waiting = [held for group in self.waiting.values() for held in group]
-        self.waiting.clear()
-        self.waiting_count = 0
+        waiting = self.waiting.clear()
         lost = [held for work in self.in_flight.values() for held in work.batch]
         self.in_flight.clear()
         if self.unsettled:
@@ -346,5 +318,5 @@ class EventTask(Task):
         """
         from worker.ingest.consume import run_batch  # noqa: PLC0415 - pool-side module
 
-        delivery = (self.request.id or "local", self.name, [], event, datetime.now(timezone.utc), None)
+        delivery: tuple[Any, ...] = (self.request.id or "local", self.name, [], event, datetime.now(UTC), None)
         return run_batch([delivery]).decisions[0]

@@ -21,7 +21,7 @@ import logging
 import os
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pymongo.database import Database
 
@@ -30,9 +30,9 @@ from worker.ingest import history
 from worker.ingest.history import Delivery
 from worker.ingest.processor import BatchResult, process_batch
 from worker.ingest.retry import Backoff, StoreUnavailable, is_transient, retry_transient
+from worker.mongo import connect
 from worker.observe.report import JOB_ENDING, PARKED_EARLIER, BatchReport, MessageOutcome, message_outcome
 from worker.settings import Settings, get_settings
-from worker.mongo import connect
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class Settler:
 
 def _reported(delivery: Delivery, outcome: lifecycle.Outcome, source: str | None) -> MessageOutcome:
     return message_outcome(delivery.message_id, delivery.task_name, delivery.kwargs, delivery.received_at,
-                           outcome, datetime.now(timezone.utc), source)
+                           outcome, datetime.now(UTC), source)
 
 
 def reported_outcomes(deliveries: list[Delivery],
@@ -160,7 +160,7 @@ def reported_outcomes(deliveries: list[Delivery],
         if id(delivery) in own:
             last[id(delivery)] = outcome
             continue
-        kwargs = delivery.kwargs if isinstance(delivery.kwargs, dict) else {}
+        kwargs = delivery.kwargs  # a dict: deliveries_of made it one
         ending = delivery.message_id == f"{kwargs.get('event_id')}@{kwargs.get('job_task_id')}"
         others.append(_reported(delivery, outcome, JOB_ENDING if ending else PARKED_EARLIER))
     mine = [_reported(delivery, last[id(delivery)], None) for delivery in deliveries if id(delivery) in last]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pymongo import UpdateOne
 from pymongo.database import Database
@@ -87,7 +87,7 @@ def history_record(
     job_id: str | None = None,
 ) -> dict:
     """The record of one delivery; ``job_id`` names the Job whose ending sent a task event."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     record = {
         "_id": record_id(owner_of(event), delivery.message_id, batch_id),
         "message_id": delivery.message_id,
@@ -127,7 +127,7 @@ def dead_letter_record(delivery: Delivery, outcome: Outcome, event: Event | None
         "outcome": outcome.kind,
         "reason": outcome.reason,
         "received_at": delivery.received_at,
-        "dead_lettered_at": datetime.now(timezone.utc),
+        "dead_lettered_at": datetime.now(UTC),
     }
     if field:
         record["field"] = field
@@ -191,7 +191,7 @@ def resolve_parked(db: Database, resolutions: list[tuple[str, Outcome, str]]) ->
     """Set the outcome of records that were parked, unless another worker did first."""
     if not resolutions:
         return
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     ops = []
     for parked_id, outcome, batch_id in resolutions:
         change = {"outcome": outcome.kind, "resolved_at": now, "resolved_by_batch": batch_id}

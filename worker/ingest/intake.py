@@ -11,19 +11,21 @@ is acknowledged only once that is stored, through store outages like any
 other message. Nothing on this path waits for the store.
 
 Per message the main process only decodes the body (JSON, protocol 2 or 1)
-and reads the task's ``job_task_id``, by which the buffer groups it; it builds
-no Celery ``Request``.
+and reads the ``job_task_id`` and ``job_id`` by which the buffer groups it
+(``worker.ingest.waiting``); it builds no Celery ``Request``.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu.serialization import loads
 
 from worker.ingest.batching import Buffer, Held
+from worker.ingest.waiting import JOB_GROUP
 from worker.observe.batches import BatchObserver
 from worker.observe.exporter import worker_metrics
 from worker.settings import get_settings
@@ -36,7 +38,7 @@ MAX_KEPT_BODY = 2048
 
 def _refused(message, message_id: str, task_name: str | None, refusal: str) -> Held:
     body = repr(message.body)[:MAX_KEPT_BODY]
-    delivery = (message_id, task_name or "(none)", [], {"body": body}, datetime.now(timezone.utc), refusal)
+    delivery: tuple[Any, ...] = (message_id, task_name or "(none)", [], {"body": body}, datetime.now(UTC), refusal)
     return Held(message, delivery, message_id)
 
 
@@ -67,9 +69,14 @@ def _read(message) -> Held:
         return _refused(message, message_id, task_name,
                         "not a Celery task message (no task name, or a body that is not [args, kwargs, embed])")
     args = list(args) if isinstance(args, (list, tuple)) else args
-    group = kwargs.get("job_task_id") if isinstance(kwargs, dict) else None
-    delivery = (message_id, str(task_name), args, kwargs, datetime.now(timezone.utc), None)
-    return Held(message, delivery, group if isinstance(group, str) else message_id)
+    delivery = (message_id, str(task_name), args, kwargs, datetime.now(UTC), None)
+    task, job = (kwargs.get("job_task_id"), kwargs.get("job_id")) if isinstance(kwargs, dict) else (None, None)
+    job = job if isinstance(job, str) else None
+    if isinstance(task, str):
+        return Held(message, delivery, task, job)
+    if job is not None and str(task_name).startswith("job."):  # a Job's own event
+        return Held(message, delivery, JOB_GROUP + job, job)
+    return Held(message, delivery, message_id)
 
 
 class Consumer(CeleryConsumer):

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from worker.contract.events import (
+    JOB_EVENTS,
+    TASK_EVENTS,
     Canceled,
     Event,
+    JobEvent,
+    TaskEvent,
     TimedOut,
     event_fingerprint,
     task_name_of,
@@ -39,11 +43,23 @@ class Item:
 
     @property
     def job_task_id(self) -> str:
-        return self.event.job_task_id
+        return self.task_event.job_task_id
 
     @property
     def key(self) -> str:
-        return event_key(self.event.job_task_id, self.event.event_id)
+        return event_key(self.task_event.job_task_id, self.event.event_id)
+
+    @property
+    def task_event(self) -> TaskEvent:
+        """The event of a task's item; a Job's own events travel apart, in ``JobBatch``."""
+        assert isinstance(self.event, TASK_EVENTS), self.event
+        return self.event
+
+    @property
+    def job_event(self) -> JobEvent:
+        """The event of a Job's own item (``JobBatch`` holds only these)."""
+        assert isinstance(self.event, JOB_EVENTS), self.event
+        return self.event
 
     def logged(self) -> LoggedEvent:
         return LoggedEvent(self.event.event_id, self.fingerprint, self.delivery.message_id)
@@ -101,7 +117,7 @@ def ending_item(job_id: str, domain_id: str, job_task_id: str, ending: Ending) -
         task_name=task_name_of(model),
         args=[],
         kwargs=event.model_dump(mode="json", exclude_none=True, exclude={"kind"}),
-        received_at=datetime.now(timezone.utc),
+        received_at=datetime.now(UTC),
     )
     item = make_item(delivery, event, occurred_at=to_millis(ending.occurred_at))
     item.ending_of = (job_id, ending.event_id)

@@ -27,12 +27,11 @@ from typing import Protocol
 from pymongo.database import Database
 
 from worker.contract.jobs import JobState, LoggedJobEvent, TaskView, admit_job_event
-from worker.contract.lifecycle import APPLIED, derived
+from worker.contract.lifecycle import APPLIED, Outcome, derived
+from worker.ingest.history import Delivery
 from worker.ingest.items import Item, ending_item
 from worker.ingest.jobs import JobRow, read_jobs, write_jobs
 from worker.ingest.retry import BatchNotSettled
-from worker.contract.lifecycle import Outcome
-from worker.ingest.history import Delivery
 from worker.ingest.store import TaskRow
 
 MAX_ATTEMPTS = 8
@@ -68,7 +67,7 @@ class JobSettling:
         """Bring the batch's Jobs up to date; return the task events their endings send."""
         for _ in range(MAX_ATTEMPTS):
             job_ids = {row.job_id for row in self.batch.latest.values()}
-            job_ids |= {item.event.job_id for item in self.waiting}
+            job_ids |= {item.job_event.job_id for item in self.waiting}
             if not job_ids:
                 return []
             rows = read_jobs(self.batch.db, job_ids)
@@ -93,8 +92,8 @@ class JobSettling:
         state = before.state if before else None
         events = dict(before.events) if before else {}
         judged = []
-        for item in [item for item in self.waiting if item.event.job_id == job_id]:
-            outcome, state = admit_job_event(state, events, item.event, item.occurred_at,
+        for item in [item for item in self.waiting if item.job_event.job_id == job_id]:
+            outcome, state = admit_job_event(state, events, item.job_event, item.occurred_at,
                                              item.fingerprint, item.delivery.message_id)
             if outcome.kind == APPLIED and item.event.event_id not in events:
                 events[item.event.event_id] = LoggedJobEvent(item.fingerprint, item.delivery.message_id)
@@ -104,7 +103,9 @@ class JobSettling:
             if not tasks:
                 return None
             # A Job no event founded (its tasks predate Jobs): its tasks' domain.
-            state = JobState(job_id, tasks[0].state.identity.domain_id)
+            identity = tasks[0].state.identity
+            assert identity is not None  # its job_id came with its created
+            state = JobState(job_id, identity.domain_id)
         for row in tasks:
             state = state.with_task(row.job_task_id, task_view(row))
         for job_task_id, ending_ids in self.batch.endings_sent.get(job_id, {}).items():

@@ -128,7 +128,9 @@ class Batch:
 
     def round(self, pending: list[Item]) -> list[Item]:
         """Admit, log and fold ``pending`` once; return what must go round again."""
-        leaders, followers, seen = [], [], set()
+        leaders: list[Item] = []
+        followers: list[Item] = []
+        seen: set[str] = set()
         for item in pending:
             (followers if item.key in seen else leaders).append(item)
             seen.add(item.key)
@@ -149,7 +151,7 @@ class Batch:
         again, updates = list(followers), []
         for index, plan in enumerate(plans):
             if index in report.committed:
-                job_id = plan.row.job_id if plan.row else plan.entry.founding["job_id"]
+                job_id = plan.row.job_id if plan.row else plan.entry.founding["job_id"]  # type: ignore[index]  # no row: it founds
                 after = TaskRow(plan.entry.job_task_id, plan.entry.version, plan.after, job_id)
                 updates.append(store.task_update(plan.row, after, plan.entry.founding))
                 self.latest[after.job_task_id] = after
@@ -310,7 +312,8 @@ def process_batch(db: Database, deliveries: list[Delivery], batch_id: str, max_e
     Jobs cost): a job's own events are then refused.
     """
     batch = Batch(db, batch_id, max_events, derive_jobs)
-    items, job_items = [], []
+    items: list[Item] = []
+    job_items: list[Item] = []
     for delivery in deliveries:
         parsed = (
             InvalidEvent(delivery.refusal, "content_type")

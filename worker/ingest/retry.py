@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pymongo.errors import (
     BulkWriteError,
@@ -64,7 +64,7 @@ class WriteNotDurable(Exception):
     """A write's concern was not met (or it failed in passing): it may not last; retry it."""
 
 
-def _bulk_is_transient(details: dict) -> bool:
+def _bulk_is_transient(details: Mapping[str, Any]) -> bool:
     if details.get("writeConcernErrors"):
         return True
     return any(error.get("code") in TRANSIENT_CODES for error in details.get("writeErrors", []))

@@ -23,7 +23,7 @@ Internal fields start with ``_`` and are never returned by the read API.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pymongo
 from pymongo import InsertOne, UpdateOne
@@ -198,7 +198,7 @@ def task_update(before: TaskRow | None, after: TaskRow, founding: dict | None) -
         _v=after.version, _state=summary_doc(after.state.summary), _events=after.state.events,
         # When an event was last applied, on the worker's clock: what the sweep
         # measures staleness by (never a producer's occurred_at).
-        _applied_at=datetime.now(timezone.utc),
+        _applied_at=datetime.now(UTC),
     )
     update: dict = {"$set": changes}
     cleared = {name: "" for name, value in fields.items() if value is None and known[name] is not None}
@@ -260,7 +260,7 @@ class LogEntry:
             "t": self.job_task_id,
             "v": self.version,
             "b": self.batch_id,
-            "at": datetime.now(timezone.utc),
+            "at": datetime.now(UTC),
             "ev": [
                 {"i": event_key(self.job_task_id, e.event_id), "f": e.fingerprint, "m": e.message_id}
                 for e in self.events
@@ -355,8 +355,8 @@ def catch_up(db: Database, rows: dict[str, TaskRow | None]) -> dict[str, TaskRow
             if row is not None:
                 folded[job_task_id] = row
             continue
-        after = row
-        for entry in entries:
+        after = advance(row, entries[0])
+        for entry in entries[1:]:
             after = advance(after, entry)
         founding = entries[0].founding if row is None else None
         updates.append(task_update(row, after, founding))

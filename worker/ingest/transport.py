@@ -42,6 +42,7 @@ import logging
 from collections.abc import Iterable
 from queue import Empty
 from time import monotonic, time
+from typing import Any
 
 from kombu.exceptions import InconsistencyError
 from kombu.transport import redis as kombu_redis
@@ -183,7 +184,7 @@ class QoS(kombu_redis.QoS):
         self._on_collect.cancel()
         if getattr(self._delivered, "restored", False):
             return
-        self._delivered.restored = True
+        self._delivered.restored = True  # type: ignore[attr-defined]  # a mark on kombu's dict
         try:
             self.restore_unacked()
         except Exception:
@@ -202,11 +203,14 @@ class QoS(kombu_redis.QoS):
 
 class Channel(kombu_redis.Channel):
     QoS = QoS
+    # kombu's own marks, typed as kombu uses them (mypy infers bool and None from their defaults).
+    _in_poll: Any = False
+    _brpop_sent_at: float | None = None  # type: ignore[assignment]
 
     def __init__(self, *args, **kwargs):
         #: The owner of held messages (the worker's buffer), if any.
         self.holdings = None
-        self._fetching_from = None
+        self._fetching_from: str | None = None
         self._commands = None
         self._scripts = {}
         super().__init__(*args, **kwargs)
@@ -306,6 +310,7 @@ class Channel(kombu_redis.Channel):
 
     def _brpop_read(self, **options):
         queue = self._fetching_from
+        assert queue is not None  # _brpop_start chose it
         try:
             try:
                 self.client.parse_response(self.client.connection, "BLMOVE", **options)
@@ -341,7 +346,7 @@ class Channel(kombu_redis.Channel):
                            payload["properties"]["delivery_tag"], exc)
             self.connection._deliver(unreadable(payload, queue), queue)
 
-    def _get(self, queue):
+    def _get(self, queue, timeout=None):
         payloads = self.fetch(queue, 1)
         if not payloads:
             raise Empty()

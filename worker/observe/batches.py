@@ -9,7 +9,8 @@ buffer: a failure here is logged, and the messages are settled all the same.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from worker.observe import logs, task_events
 from worker.observe.metrics import WorkerMetrics
@@ -56,6 +57,6 @@ class BatchObserver:
         logs.log_batch(len(deliveries), seconds, acked, len(decisions) - acked)
         dispatcher = self.dispatcher_of()
         if task_events.sends_task_events(dispatcher):
-            for delivery, decision in zip(deliveries, decisions):
+            for delivery, decision in zip(deliveries, decisions, strict=True):
                 task_events.message_settled(dispatcher, delivery[0], decision == ACK,
                                             own.get(delivery[0]), seconds)

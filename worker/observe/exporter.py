@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 
 import redis
+from pymongo.database import Database
 
 from worker.mongo import connect
 from worker.observe.gauges import QueueGauge, StoreGauges
@@ -36,20 +37,20 @@ class _Clients:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.lock = threading.Lock()
-        self._broker = None
-        self._db = None
+        self._broker: redis.Redis | None = None
+        self._db: Database | None = None
 
-    def broker(self):
+    def broker(self) -> redis.Redis:
         with self.lock:
             if self._broker is None:
-                self._broker = redis.Redis.from_url(self.settings.broker_url, socket_timeout=2,
+                self._broker = redis.Redis.from_url(self.settings.broker_url or "", socket_timeout=2,
                                                     socket_connect_timeout=2)
             return self._broker
 
-    def db(self):
+    def db(self) -> Database:
         with self.lock:
             if self._db is None:
-                self._db = connect(self.settings.mongo_url, self.settings.mongo_db,
+                self._db = connect(self.settings.mongo_url or "", self.settings.mongo_db,
                                    self.settings.store_timeout_ms, app="jobtask-metrics")
             return self._db
 

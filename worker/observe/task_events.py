@@ -14,7 +14,8 @@ when task events are off (``JOBTASK_TASK_EVENTS=false``, Celery's ``-E``).
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from celery.utils.saferepr import saferepr
 

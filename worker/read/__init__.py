@@ -3,6 +3,7 @@
 ``reads`` runs the three reads; ``models`` and ``parse`` check request
 bodies, ``query``, ``conditions``, ``fields``, ``language`` and
 ``stat_query`` translate SpaceONE's Query and StatisticsQuery into MongoDB
-plans, ``resource`` describes what can be read, ``errors`` are SpaceONE's
-coded errors. May import: ``worker.contract``, ``worker.settings``.
+plans, ``resource`` describes what can be read (the JobTask and the Job),
+``cancel`` is a Job's cancel (the one command, its sending left to the
+face), ``errors`` are SpaceONE's coded errors. May import: ``worker.contract``, ``worker.settings``.
 """

@@ -11,7 +11,7 @@ datetime fields compare as datetimes.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from worker.read.errors import (
@@ -37,8 +37,8 @@ def parse_iso8601(value: Any, where: str) -> datetime:
     except ValueError:
         raise ERROR_DB_QUERY(reason=f"{where}: '{value}' is not an ISO 8601 datetime.") from None
     if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 _TIMEDIFF = re.compile(
@@ -104,7 +104,7 @@ def _any_of(patterns: list[str]) -> str:
 _COMPARISONS = {"lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte"}
 
 
-def _pick(item: dict, long: str, short: str) -> tuple[bool, Any]:
+def _pick(item: dict[str, Any], long: str, short: str) -> tuple[bool, Any]:
     if long in item:
         return True, item[long]
     if short in item:
@@ -112,7 +112,7 @@ def _pick(item: dict, long: str, short: str) -> tuple[bool, Any]:
     return False, None
 
 
-def build_condition(item: Any, resolve: KeyResolver, now: datetime, where: str = "query.filter") -> dict:
+def build_condition(item: Any, resolve: KeyResolver, now: datetime, where: str = "query.filter") -> dict[str, Any]:
     """One ``{k, v, o}`` item as a one-key MongoDB clause ``{path: condition}``."""
     if not isinstance(item, dict):
         raise ERROR_DB_QUERY(reason="Filter condition should have key, value and operator.")
@@ -134,7 +134,7 @@ def build_condition(item: Any, resolve: KeyResolver, now: datetime, where: str =
     return {path: _condition(operator, value, is_datetime, now, condition)}
 
 
-def _condition(operator: str, value: Any, is_datetime: bool, now: datetime, condition: dict) -> Any:
+def _condition(operator: str, value: Any, is_datetime: bool, now: datetime, condition: dict[str, Any]) -> Any:
     where = f"{condition['key']} ({operator})"
     if operator == "eq":
         return {"$eq": _as_datetime_if(is_datetime, value, where)}

@@ -11,6 +11,7 @@ fix. Calling a kind builds the exception::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class ErrorKind:
     template: str
     http_status: int
 
-    def __call__(self, **fields) -> "ReadError":
+    def __call__(self, **fields: Any) -> ReadError:
         try:
             message = self.template.format(**fields)
         except (KeyError, IndexError):
@@ -46,7 +47,7 @@ class ReadError(Exception):
     def http_status(self) -> int:
         return self.kind.http_status
 
-    def detail(self) -> dict:
+    def detail(self) -> dict[str, Any]:
         """The body SpaceONE's REST layer puts under ``detail``."""
         return {"code": self.code, "message": self.message}
 
@@ -92,6 +93,12 @@ ERROR_NOT_FOUND = ErrorKind(
 )
 ERROR_UNSUPPORTED_API = ErrorKind(
     "ERROR_UNSUPPORTED_API", "Unsupported API. (method = {method}, path = {path})", 404
+)
+ERROR_JOB_STATE = ErrorKind(
+    "ERROR_JOB_STATE", "Only running jobs can be canceled. (job_state = {job_state})", 400
+)
+ERROR_BROKER_UNAVAILABLE = ErrorKind(
+    "ERROR_BROKER_UNAVAILABLE", "The event broker cannot be reached; nothing was sent. (reason = {reason})", 503
 )
 ERROR_QUERY_TIMEOUT = ErrorKind(
     "ERROR_QUERY_TIMEOUT",

@@ -9,7 +9,8 @@ anything is built for MongoDB.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from worker.read.errors import ERROR_INVALID_PARAMETER, ERROR_INVALID_PARAMETER_TYPE
 from worker.read.resource import Resource
@@ -20,7 +21,7 @@ MAX_DEPTH = 32
 # --- the whole body: no operators, nothing BSON cannot carry ---------------------------
 
 
-def check_body(body: Any, where: str = "body") -> dict:
+def check_body(body: Any, where: str = "body") -> dict[str, Any]:
     """Refuse a body that is not an object, or that hides an operator or unencodable data."""
     if not isinstance(body, dict):
         raise ERROR_INVALID_PARAMETER_TYPE(key=where, type="object")
@@ -48,9 +49,8 @@ def _walk(value: Any, where: str, depth: int) -> None:
             _walk(item, where, depth + 1)
     elif isinstance(value, str):
         _check_text(value, where)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        if not INT64[0] <= value <= INT64[1]:
-            raise ERROR_INVALID_PARAMETER(key=where, reason="integer out of the 64-bit range")
+    elif isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]:
+        raise ERROR_INVALID_PARAMETER(key=where, reason="integer out of the 64-bit range")
 
 
 def _check_text(text: str, where: str) -> None:

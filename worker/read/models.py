@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     AfterValidator,
@@ -85,7 +85,7 @@ def choice(values: tuple[str, ...]) -> Any:
 def field_key(resource: Resource) -> Any:
     """A text naming one of ``resource``'s fields, or a path into an open field."""
     names = {"enum": list(resource.fields)}
-    schema: dict = {"type": "string", "description": f"A {resource.name} field", **names}
+    schema: dict[str, Any] = {"type": "string", "description": f"A {resource.name} field", **names}
     if resource.open_fields:
         opens = sorted(resource.open_fields)
         paths = {"pattern": f"^({'|'.join(opens)})(\\.[^.$][^.]*)+$"}
@@ -96,7 +96,7 @@ def field_key(resource: Resource) -> Any:
 
 
 Name = Annotated[str, Field(pattern=NAME.pattern, description="The name this stage gives its output")]
-Param = Annotated[Optional[str], BeforeValidator(_blank_is_none)]
+Param = Annotated[str | None, BeforeValidator(_blank_is_none)]
 
 
 class _Strict(BaseModel):
@@ -153,7 +153,7 @@ class GroupKey(_Options):
 
     key: str
     name: Name
-    date_format: Optional[str] = Field(
+    date_format: str | None = Field(
         None, description=f"{', '.join(DATE_PARTS)}, or a $dateToString format such as %Y-%m"
     )
 
@@ -176,11 +176,11 @@ class GroupField(_Options):
 
     operator: Literal[tuple(GROUP_OPERATORS)]  # type: ignore[valid-type]
     name: Name
-    key: Optional[str] = Field(None, description="What is accumulated (count needs none)")
-    conditions: Optional[list[GroupCondition]] = Field(
+    key: str | None = Field(None, description="What is accumulated (count needs none)")
+    conditions: list[GroupCondition] | None = Field(
         None, description=f"Only for {', '.join(CONDITIONAL_GROUP_OPERATORS)}; ANDed"
     )
-    fields: Optional[list[PushedField]] = Field(None, description="push: one object per row, without key")
+    fields: list[PushedField] | None = Field(None, description="push: one object per row, without key")
 
 
 class Group(_Options):
@@ -200,7 +200,7 @@ class Calculation(_Options):
     """Arithmetic over keys, numbers and nested calculations (f may stand for fields)."""
 
     operator: Literal[tuple(CALCULATIONS)]  # type: ignore[valid-type]
-    fields: list[Union[str, float, "Calculation"]] = Field(
+    fields: list[str | float | Calculation] = Field(
         min_length=1, description="Two for subtract and divide"
     )
 
@@ -209,9 +209,9 @@ class ProjectField(_Options):
     """A projected field: a key as is, or an operator over it (a calculation: over fields)."""
 
     name: Name
-    key: Optional[str] = None
-    operator: Optional[Literal[tuple(PROJECT_OPERATORS)]] = None  # type: ignore[valid-type]
-    fields: Optional[list[Union[str, float, Calculation]]] = Field(
+    key: str | None = None
+    operator: Literal[tuple(PROJECT_OPERATORS)] | None = None  # type: ignore[valid-type]
+    fields: list[str | float | Calculation] | None = Field(
         None, description=f"The operands of {', '.join(CALCULATIONS)}"
     )
 
@@ -223,7 +223,7 @@ class Project(_Options):
     exclude_keys: bool = False
 
 
-class Sort(RootModel[Union[list[SortItem], SortItem]]):
+class Sort(RootModel[list[SortItem] | SortItem]):
     """Order of the rows."""
 
 
@@ -254,10 +254,11 @@ STAGES: dict[str, type[BaseModel]] = {
 }
 
 _STAGE_MODELS = tuple(
-    create_model(f"{name.title()}Stage", __base__=_Strict, **{name: (options, ...)})
+    # A field named at run time: mypy checks its value against create_model's own keywords too.
+    create_model(f"{name.title()}Stage", __base__=_Strict, **{name: (options, ...)})  # type: ignore[call-overload]
     for name, options in STAGES.items()
 )
-Stage = Union[_STAGE_MODELS]  # type: ignore[valid-type]
+Stage = Union[_STAGE_MODELS]  # type: ignore[valid-type]  # noqa: UP007 -- a union of a tuple made at run time
 
 
 # --- the request and response bodies of one resource ---------------------------------------------
@@ -279,7 +280,7 @@ class StatisticsQueryBase(_Strict):
     )
 
     @model_validator(mode="after")
-    def _aggregate_or_distinct(self) -> "StatisticsQueryBase":
+    def _aggregate_or_distinct(self) -> StatisticsQueryBase:
         if not self.aggregate and not self.distinct:  # type: ignore[attr-defined]
             raise PydanticCustomError("missing", "Field required", {"key": "aggregate"})
         return self
@@ -307,31 +308,31 @@ def request_models(resource: Resource) -> RequestModels:
                              k=(key, ...))
     sort_item = create_model(f"{name}SortItem", __base__=SortItem, key=(key, ...))
     filters: dict[str, Any] = {
-        "filter": (Optional[list[SkipValidation[condition]]], Field(None, description="ANDed")),
+        "filter": (list[SkipValidation[condition]] | None, Field(None, description="ANDed")),
         "filter_or": (
-            Optional[list[SkipValidation[condition]]],
+            list[SkipValidation[condition]] | None,
             Field(None, description="ORed, then ANDed with filter"),
         ),
         "keyword": (
-            Optional[str],
+            str | None,
             Field(None, description=f"A case-insensitive substring of {resource.id_field}"),
         ),
     }
-    page = (SkipValidation[Optional[Page]], None)
+    page = (SkipValidation[Page | None], None)  # type: ignore[misc]  # mypy sees pydantic's alias, not the class
     query = create_model(
         f"{name}Query",
         __base__=_Strict,
         __doc__=f"SpaceONE core Query over {plural}.",
         **filters,
         sort=(
-            SkipValidation[Optional[Union[list[sort_item], sort_item]]],
+            SkipValidation[list[sort_item] | sort_item | None],  # type: ignore[misc]  # as page
             Field(None, description=f"Default: {_sort_text(resource.default_sort)}; "
                   f"ties always end in {resource.id_field} order"),
         ),
         page=page,
-        minimal=(Optional[bool], Field(None, description=f"Only {', '.join(resource.minimal_fields)}")),
-        only=(Optional[list[key]], Field(None, description="Only these fields")),
-        count_only=(Optional[bool], Field(None, description="Only total_count")),
+        minimal=(bool | None, Field(None, description=f"Only {', '.join(resource.minimal_fields)}")),
+        only=(list[key] | None, Field(None, description="Only these fields")),  # type: ignore[valid-type]  # key: a run-time type
+        count_only=(bool | None, Field(None, description="Only total_count")),
     )
     statistics_query = create_model(
         f"{name}StatisticsQuery",
@@ -340,28 +341,25 @@ def request_models(resource: Resource) -> RequestModels:
         **filters,
         page=page,
         aggregate=(
-            SkipValidation[Optional[list[Stage]]],  # type: ignore[valid-type]
+            SkipValidation[list[Stage] | None],  # type: ignore[misc]  # as page
             Field(None, description="Stages in order, each exactly one of " + ", ".join(STAGES)),
         ),
         distinct=(
-            Annotated[Optional[key], BeforeValidator(_falsy_is_none)],
+            Annotated[key | None, BeforeValidator(_falsy_is_none)],
             Field(None, description="The distinct values of one field, sorted"),
         ),
     )
-    status = Annotated[Optional[choice(resource.statuses)], BeforeValidator(_blank_is_none)]
-    params = {param: (status if param == "status" else Param, None) for param in resource.param_filters}
-    get = create_model(
-        f"Get{name}Request",
-        __base__=RequestBase,
-        **{
-            param: (Annotated[str, BeforeValidator(_blank_is_missing)], ...)
-            if param == resource.id_field else (Param, None)
-            for param in resource.get_params
-        },
-    )
+    status: Any = Annotated[choice(resource.statuses) | None, BeforeValidator(_blank_is_none)]
+    params: dict[str, Any] = {param: (status if param == "status" else Param, None) for param in resource.param_filters}
+    get_params: dict[str, Any] = {
+        param: (Annotated[str, BeforeValidator(_blank_is_missing)], ...)
+        if param == resource.id_field else (Param, None)
+        for param in resource.get_params
+    }
+    get = create_model(f"Get{name}Request", __base__=RequestBase, **get_params)
     listing = create_model(
         f"List{plural}Request", __base__=RequestBase, **params,
-        query=(Optional[query], Field(None, description="Default: everything the token may read")),
+        query=(query | None, Field(None, description="Default: everything the token may read")),
     )
     stat = create_model(
         f"Stat{plural}Request", __base__=RequestBase, **params,

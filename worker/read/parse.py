@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from worker.read.errors import (
     ERROR_INVALID_PARAMETER,
@@ -51,7 +52,7 @@ def parse(model: type[BaseModel], body: Any) -> Any:
 _OBJECT_FAULTS = frozenset({"missing", "model_type", "dict_type"})
 
 
-def _precedence(indexed: tuple[int, dict]) -> tuple:
+def _precedence(indexed: tuple[int, ErrorDetails]) -> tuple[Any, ...]:
     """Which of several faults is reported, in the order SpaceONE reads a body.
 
     Unknown keys first (the shallowest, then by name), then a missing or
@@ -63,7 +64,7 @@ def _precedence(indexed: tuple[int, dict]) -> tuple:
     return (1 if error["type"] in _OBJECT_FAULTS else 2, position, ())
 
 
-def coded_error(model: type[BaseModel], error: dict) -> ReadError:
+def coded_error(model: type[BaseModel], error: ErrorDetails) -> ReadError:
     """One pydantic error as SpaceONE's: its key dotted as in SpaceONE's messages, list indexes left out."""
     loc = error["loc"]
     key = ".".join(str(part) for part in loc if not isinstance(part, int))
@@ -80,7 +81,7 @@ def coded_error(model: type[BaseModel], error: dict) -> ReadError:
     return ERROR_INVALID_PARAMETER(key=key, reason=error["msg"])
 
 
-def _fields_at(model: type[BaseModel], path: tuple) -> set[str]:
+def _fields_at(model: type[BaseModel], path: tuple[Any, ...]) -> set[str]:
     for part in path:
         model = _model_in(model.model_fields[part].annotation)
     return set(model.model_fields)

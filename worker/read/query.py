@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from worker.read.conditions import build_condition
 from worker.read.errors import (
     ERROR_INVALID_PARAMETER,
     ERROR_INVALID_PARAMETER_TYPE,
     ERROR_REQUIRED_PARAMETER,
 )
-from worker.read.conditions import build_condition
 from worker.read.fields import KeyResolver, field_path, field_ref
 from worker.read.language import INT32
 from worker.read.models import request_models
@@ -33,25 +33,30 @@ from worker.read.resource import Resource
 
 @dataclass(frozen=True)
 class Scope:
-    """What a caller may read: one domain, optionally narrowed to workspaces."""
+    """What a caller may read: one domain, optionally narrowed to workspaces.
+
+    ``permissions`` is what its token may do there: ``read`` always, and
+    ``cancel`` for a token allowed to cancel jobs (``worker.read.cancel``).
+    """
 
     domain_id: str
     workspace_ids: tuple[str, ...] | None = None
+    permissions: tuple[str, ...] = ("read",)
 
 
 @dataclass(frozen=True)
 class FindPlan:
     """A validated list request, ready for ``find`` and ``count_documents``."""
 
-    filter: dict
+    filter: dict[str, Any]
     sort: list[tuple[str, int]]
     skip: int
     limit: int
-    projection: dict
+    projection: dict[str, Any]
     count_only: bool
 
 
-def list_param(value: Any, key: str) -> list:
+def list_param(value: Any, key: str) -> list[Any]:
     """A list parameter; absent is empty, anything else but a list is refused."""
     if value is None:
         return []
@@ -60,7 +65,7 @@ def list_param(value: Any, key: str) -> list:
     return value
 
 
-def user_clauses(resource: Resource, query: Any, resolve: KeyResolver, now: datetime) -> list[dict]:
+def user_clauses(resource: Resource, query: Any, resolve: KeyResolver, now: datetime) -> list[dict[str, Any]]:
     """A parsed query's ``filter`` (ANDed), ``filter_or`` (ORed, then ANDed) and ``keyword``."""
     clauses = [build_condition(item, resolve, now, "query.filter") for item in query.filter or []]
     either = [build_condition(item, resolve, now, "query.filter_or") for item in query.filter_or or []]
@@ -74,7 +79,7 @@ def user_clauses(resource: Resource, query: Any, resolve: KeyResolver, now: date
     return clauses
 
 
-def param_clauses(request: Any, names: tuple[str, ...], id_field: str | None = None) -> list[dict]:
+def param_clauses(request: Any, names: tuple[str, ...], id_field: str | None = None) -> list[dict[str, Any]]:
     """A parsed request's parameters such as ``status`` as equality clauses (unset: none).
 
     A document's ``_id`` is its resource id (``job_task_id``, ``job_id``), so
@@ -94,9 +99,9 @@ def param_clauses(request: Any, names: tuple[str, ...], id_field: str | None = N
 # --- scope and the final filter ---------------------------------------------------------------
 
 
-def scope_filter(scope: Scope) -> dict:
+def scope_filter(scope: Scope) -> dict[str, Any]:
     """The caller's tenancy: its domain, and for a workspace token its workspaces plus DOMAIN tasks."""
-    scoped: dict = {"domain_id": scope.domain_id}
+    scoped: dict[str, Any] = {"domain_id": scope.domain_id}
     if scope.workspace_ids is not None:
         scoped["$or"] = [
             {"workspace_id": {"$in": list(scope.workspace_ids)}},
@@ -105,7 +110,7 @@ def scope_filter(scope: Scope) -> dict:
     return scoped
 
 
-def scoped_filter(scope: Scope, clauses: list[dict]) -> dict:
+def scoped_filter(scope: Scope, clauses: list[dict[str, Any]]) -> dict[str, Any]:
     """The scope at the top, each user clause ANDed beside it; none can replace it.
 
     A clause goes at the top level only under a key not already there (so
@@ -190,7 +195,7 @@ def _int32(value: Any, where: str) -> int:
     return value
 
 
-def projection_for(resource: Resource, only: list | None, minimal: bool) -> dict:
+def projection_for(resource: Resource, only: list[Any] | None, minimal: bool) -> dict[str, Any]:
     """Inclusion of public fields only, so ``_id`` and internal fields never leave the store."""
     if minimal:
         paths = list(resource.minimal_fields)
@@ -204,7 +209,7 @@ def projection_for(resource: Resource, only: list | None, minimal: bool) -> dict
 # --- plans ---------------------------------------------------------------------------------------------
 
 
-def plan_get(resource: Resource, body: Any, scope: Scope) -> tuple[str, dict]:
+def plan_get(resource: Resource, body: Any, scope: Scope) -> tuple[str, dict[str, Any]]:
     """(id, filter) for ``get``; ``workspace_id`` narrows like in list."""
     request = parse(request_models(resource).get, body)
     clauses = param_clauses(request, resource.get_params, resource.id_field)
@@ -215,7 +220,7 @@ def plan_list(resource: Resource, body: Any, scope: Scope, max_page_size: int, n
     """A list request (parameters plus ``query``) as a scoped, paged, sorted find."""
     models = request_models(resource)
     request = parse(models.list, body)
-    query = request.query or models.query()
+    query: Any = request.query or models.query()  # a model made at run time (request_models)
     resolve = field_ref(resource)
     clauses = (param_clauses(request, resource.param_filters, resource.id_field)
                + user_clauses(resource, query, resolve, now))

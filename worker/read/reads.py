@@ -15,9 +15,10 @@ query MongoDB refuses 400), never as a raw driver exception.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 from bson import ObjectId
 from pymongo.collection import Collection
@@ -32,15 +33,17 @@ from worker.read.errors import (
 )
 from worker.read.query import Scope, plan_get, plan_list, projection_for
 from worker.read.resource import Resource
-from worker.settings import Settings
 from worker.read.stat_query import StatPlan, plan_stat
+from worker.settings import Settings
 
 __all__ = ["Scope", "get_item", "list_items", "stat_items"]
 
 _MAX_TIME_MS_EXPIRED = 50
 
 
-def get_item(resource: Resource, db: Database, scope: Scope, body: Any, settings: Settings) -> dict:
+def get_item(
+    resource: Resource, db: Database[dict[str, Any]], scope: Scope, body: Any, settings: Settings
+) -> dict[str, Any]:
     """One document the caller may see, or ERROR_NOT_FOUND (also for other domains')."""
     item_id, query = plan_get(resource, body, scope)
     with _store_errors(settings):
@@ -53,9 +56,9 @@ def get_item(resource: Resource, db: Database, scope: Scope, body: Any, settings
 
 
 def list_items(
-    resource: Resource, db: Database, scope: Scope, body: Any, settings: Settings,
+    resource: Resource, db: Database[dict[str, Any]], scope: Scope, body: Any, settings: Settings,
     now: datetime | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """``{"results": [...], "total_count": n}``; total_count counts what the caller may see."""
     plan = plan_list(resource, body, scope, settings.max_page_size, now or _utcnow())
     collection = db[resource.collection]
@@ -77,21 +80,21 @@ def list_items(
 
 
 def stat_items(
-    resource: Resource, db: Database, scope: Scope, body: Any, settings: Settings,
+    resource: Resource, db: Database[dict[str, Any]], scope: Scope, body: Any, settings: Settings,
     now: datetime | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """``{"results": [...]}`` plus ``total_count`` when ``page.limit`` > 0."""
     plan = plan_stat(resource, body, scope, settings.max_page_size, now or _utcnow())
     collection = db[resource.collection]
     with _store_errors(settings):
         if plan.distinct is not None:
-            return _distinct(collection, plan, settings)
+            return _distinct(collection, plan.distinct, plan, settings)
         return _aggregate(collection, plan, settings)
 
 
-def _aggregate(collection: Collection, plan: StatPlan, settings: Settings) -> dict:
+def _aggregate(collection: Collection[dict[str, Any]], plan: StatPlan, settings: Settings) -> dict[str, Any]:
     pipeline = [{"$match": plan.match}, *plan.stages]
-    response: dict = {}
+    response: dict[str, Any] = {}
     if plan.with_total:
         # Counted apart from the page (as SpaceONE does) rather than in one
         # $facet, whose single output document is bounded at 16 MB.
@@ -106,19 +109,17 @@ def _aggregate(collection: Collection, plan: StatPlan, settings: Settings) -> di
     return {"results": [stat_row(row) for row in cursor], **response}
 
 
-def _distinct(collection: Collection, plan: StatPlan, settings: Settings) -> dict:
-    values = collection.distinct(
-        plan.distinct, plan.match, maxTimeMS=settings.query_time_limit_ms
-    )
+def _distinct(collection: Collection[dict[str, Any]], key: str, plan: StatPlan, settings: Settings) -> dict[str, Any]:
+    values = collection.distinct(key, plan.match, maxTimeMS=settings.query_time_limit_ms)
     values = sorted(values, key=_sort_key)
-    response: dict = {}
+    response: dict[str, Any] = {}
     if plan.with_total:
         response["total_count"] = len(values)
     window = values[plan.skip : plan.skip + plan.limit]
     return {"results": [_plain(value) for value in window], **response}
 
 
-def _sort_key(value: Any) -> tuple:
+def _sort_key(value: Any) -> tuple[Any, ...]:
     # Mixed types cannot be compared; order by type first, like MongoDB does.
     if value is None:
         return (0, "")
@@ -136,7 +137,7 @@ def _sort_key(value: Any) -> tuple:
 # --- shaping ----------------------------------------------------------------------------------------
 
 
-def item_info(resource: Resource, document: dict) -> dict:
+def item_info(resource: Resource, document: dict[str, Any]) -> dict[str, Any]:
     """A stored document as the API returns it: the resource's field order, values present only."""
     info = {}
     for name in resource.fields:
@@ -146,9 +147,9 @@ def item_info(resource: Resource, document: dict) -> dict:
     return info
 
 
-def stat_row(row: dict) -> dict:
+def stat_row(row: dict[str, Any]) -> dict[str, Any]:
     """One aggregate row: group keys flattened from ``_id``, internal fields dropped."""
-    flat: dict = {}
+    flat: dict[str, Any] = {}
     group = row.get("_id")
     if isinstance(group, dict):
         flat.update(group)
@@ -173,12 +174,12 @@ def _plain(value: Any) -> Any:
 
 def _timestamp(moment: datetime) -> str:
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @contextmanager

@@ -3,17 +3,19 @@
 A ``Resource`` names a collection and its public fields; the query
 translation, the request models, the reads, the HTTP routes and the CLI take
 one and know nothing else about the documents they serve. ``JOB_TASK`` is
-the JobTask; a second resource (the Job) is one more ``Resource(...)`` here
-and one call per face (``worker.api.server.add_read_routes``,
-``worker.cli.jobtask.add_read_commands``).
+the JobTask, ``JOB`` the Job its tasks belong to (derived by the worker,
+``worker.ingest.jobs``); each face serves both with one call per resource
+(``worker.api.server.add_read_routes``, ``worker.cli.jobtask.add_read_commands``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
+from worker.contract.jobs import JOB_STATUSES
 from worker.contract.lifecycle import STATUSES as JOB_TASK_STATUSES
 
 
@@ -86,4 +88,37 @@ JOB_TASK = Resource(
     minimal_fields=("job_task_id", "status", "created_count", "job_id", "data_source_id", "workspace_id"),
     statuses=JOB_TASK_STATUSES,
     param_filters=("job_task_id", "status", "workspace_id", "job_id", "data_source_id"),
+)
+
+
+JOB = Resource(
+    name="Job",
+    plural="Jobs",
+    collection="jobs",
+    id_field="job_id",
+    fields={
+        "job_id": str,
+        "status": str,
+        "total_tasks": int,
+        "remained_tasks": int,
+        "task_counts": dict,
+        "created_count": int,
+        "options": dict,
+        "data_source_id": str,
+        "domain_id": str,
+        "workspace_id": str,
+        "resource_group": str,
+        "error_code": str,
+        "error_message": str,
+        "created_at": datetime,
+        "updated_at": datetime,
+        "finished_at": datetime,
+    },
+    minimal_fields=("job_id", "status", "total_tasks", "remained_tasks", "data_source_id", "workspace_id"),
+    statuses=JOB_STATUSES,
+    param_filters=("job_id", "status", "data_source_id", "workspace_id"),
+    # Newest first is the jobs collection's one index (domain_id, created_at, job_id).
+    default_sort=(("created_at", -1),),
+    # task_counts.FAILURE and the like are queried like options.month.
+    open_fields=frozenset({"options", "task_counts"}),
 )

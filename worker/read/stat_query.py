@@ -12,27 +12,17 @@ stays a text. The scoped filter always comes first.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from worker.read.conditions import build_condition, parse_iso8601
 from worker.read.errors import (
     ERROR_DB_QUERY,
     ERROR_INVALID_PARAMETER,
     ERROR_INVALID_PARAMETER_TYPE,
     ERROR_REQUIRED_PARAMETER,
 )
-from worker.read.query import (
-    Scope,
-    list_param,
-    page_window,
-    param_clauses,
-    scoped_filter,
-    sort_spec,
-    user_clauses,
-)
-from worker.read.conditions import build_condition, parse_iso8601
 from worker.read.fields import KeyResolver, field_path, field_ref
 from worker.read.language import (
     CALCULATIONS,
@@ -57,6 +47,15 @@ from worker.read.models import (
     request_models,
 )
 from worker.read.parse import parse
+from worker.read.query import (
+    Scope,
+    list_param,
+    page_window,
+    param_clauses,
+    scoped_filter,
+    sort_spec,
+    user_clauses,
+)
 from worker.read.resource import Resource
 
 
@@ -64,8 +63,8 @@ from worker.read.resource import Resource
 class StatPlan:
     """A validated stat: a scoped ``match`` then the stages, or a distinct key."""
 
-    match: dict
-    stages: list[dict] = field(default_factory=list)
+    match: dict[str, Any]
+    stages: list[dict[str, Any]] = field(default_factory=list)
     distinct: str | None = None
     skip: int = 0
     limit: int = 0
@@ -103,13 +102,13 @@ class _Shape:
         return "$" + self.ref(key, where)[0]
 
 
-def _dict(value: Any, where: str) -> dict:
+def _dict(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ERROR_INVALID_PARAMETER_TYPE(key=where, type="object")
     return value
 
 
-def _name(spec: dict, where: str) -> str:
+def _name(spec: dict[str, Any], where: str) -> str:
     name = spec.get("name", spec.get("n"))
     if name is None:
         raise ERROR_DB_QUERY(reason=f"'{where}' condition requires a name: {spec}")
@@ -121,7 +120,7 @@ def _name(spec: dict, where: str) -> str:
     return name
 
 
-def _key(spec: dict, where: str) -> Any:
+def _key(spec: dict[str, Any], where: str) -> Any:
     key = spec.get("key", spec.get("k"))
     if key is None:
         raise ERROR_DB_QUERY(reason=f"'{where}' condition requires a key: {spec}")
@@ -137,21 +136,21 @@ def _distinct_names(names: list[str], where: str) -> set[str]:
 # --- stages --------------------------------------------------------------------------------------
 
 
-def _unwind(options: Any, shape: _Shape) -> dict:
+def _unwind(options: Any, shape: _Shape) -> dict[str, Any]:
     options = _dict(options, "aggregate.unwind")
     if "path" not in options:
         raise ERROR_REQUIRED_PARAMETER(key="aggregate.unwind.path")
     return {"$unwind": shape.expression(options["path"], "aggregate.unwind.path")}
 
 
-def _group(options: Any, shape: _Shape) -> dict:
+def _group(options: Any, shape: _Shape) -> dict[str, Any]:
     options = _dict(options, "aggregate.group")
     keys = list_param(options.get("keys"), "aggregate.group.keys")
     fields = list_param(options.get("fields"), "aggregate.group.fields")
     if not keys and not fields:
         raise ERROR_REQUIRED_PARAMETER(key="aggregate.group.keys || aggregate.group.fields")
-    group_id: dict = {}
-    accumulators: dict = {}
+    group_id: dict[str, Any] = {}
+    accumulators: dict[str, Any] = {}
     names = []
     for spec in keys:
         spec = _dict(spec, "aggregate.group.keys")
@@ -178,7 +177,7 @@ def _date_key(path: str, date_format: Any) -> Any:
     return {"$dateToString": {"format": date_format, "date": f"${path}"}}
 
 
-def _accumulator(spec: dict, shape: _Shape) -> dict:
+def _accumulator(spec: dict[str, Any], shape: _Shape) -> dict[str, Any]:
     operator = spec.get("operator", spec.get("o"))
     if not isinstance(operator, str) or operator not in GROUP_OPERATORS:
         raise ERROR_DB_QUERY(
@@ -206,7 +205,7 @@ def _accumulator(spec: dict, shape: _Shape) -> dict:
     return {mongo: {"$cond": [when, value, 0]} if when else value}
 
 
-def _conditions(conditions: Any, shape: _Shape) -> dict:
+def _conditions(conditions: Any, shape: _Shape) -> dict[str, Any]:
     clauses = []
     for item in list_param(conditions, "aggregate.group.fields.conditions"):
         item = _dict(item, "aggregate.group.fields.conditions")
@@ -229,7 +228,7 @@ def _conditions(conditions: Any, shape: _Shape) -> dict:
     return {"$and": clauses}
 
 
-def _count(options: Any, shape: _Shape) -> dict:
+def _count(options: Any, shape: _Shape) -> dict[str, Any]:
     options = _dict(options, "aggregate.count")
     if "name" not in options:
         raise ERROR_REQUIRED_PARAMETER(key="aggregate.count.name")
@@ -238,14 +237,14 @@ def _count(options: Any, shape: _Shape) -> dict:
     return {"$count": name}
 
 
-def _sort(options: Any, shape: _Shape) -> dict:
+def _sort(options: Any, shape: _Shape) -> dict[str, Any]:
     pairs = sort_spec(options, shape.ref, "aggregate.sort")
     if not pairs:
         raise ERROR_REQUIRED_PARAMETER(key="aggregate.sort.key")
     return {"$sort": dict(pairs)}
 
 
-def _project(options: Any, shape: _Shape) -> dict:
+def _project(options: Any, shape: _Shape) -> dict[str, Any]:
     options = _dict(options, "aggregate.project")
     fields = list_param(options.get("fields"), "aggregate.project.fields")
     if not fields:
@@ -253,7 +252,7 @@ def _project(options: Any, shape: _Shape) -> dict:
     exclude_keys = options.get("exclude_keys", False)
     if not isinstance(exclude_keys, bool):
         raise ERROR_INVALID_PARAMETER_TYPE(key="aggregate.project.exclude_keys", type="bool")
-    projected: dict = {}
+    projected: dict[str, Any] = {}
     names = []
     for spec in fields:
         spec = _dict(spec, "aggregate.project.fields")
@@ -268,7 +267,7 @@ def _project(options: Any, shape: _Shape) -> dict:
     return {"$project": projected}
 
 
-def _projection(spec: dict, shape: _Shape) -> Any:
+def _projection(spec: dict[str, Any], shape: _Shape) -> Any:
     operator = spec.get("operator", spec.get("o"))
     if operator is None:
         return shape.expression(
@@ -285,7 +284,7 @@ def _projection(spec: dict, shape: _Shape) -> Any:
     return {PROJECT_OPERATORS[operator]: shape.expression(key, "aggregate.project.fields.key")}
 
 
-def _calculation(spec: dict, operator: Any, shape: _Shape, depth: int) -> dict:
+def _calculation(spec: dict[str, Any], operator: Any, shape: _Shape, depth: int) -> dict[str, Any]:
     if not isinstance(operator, str) or operator not in CALCULATIONS:
         raise ERROR_DB_QUERY(
             reason=f"'aggregate.project.fields' operator must be one of {', '.join(CALCULATIONS)}"
@@ -303,7 +302,7 @@ def _calculation(spec: dict, operator: Any, shape: _Shape, depth: int) -> dict:
         raise ERROR_INVALID_PARAMETER(
             key="aggregate.project.fields", reason="calculations nest too deep"
         )
-    expressions = []
+    expressions: list[Any] = []
     for operand in operands:
         if isinstance(operand, str):
             expressions.append(shape.expression(operand, "aggregate.project.fields.fields"))
@@ -329,15 +328,15 @@ def _count_stage(value: Any, name: str, minimum: int) -> int:
     return value
 
 
-def _limit(options: Any, _shape: _Shape) -> dict:
+def _limit(options: Any, _shape: _Shape) -> dict[str, Any]:
     return {"$limit": _count_stage(options, "limit", 1)}
 
 
-def _skip(options: Any, _shape: _Shape) -> dict:
+def _skip(options: Any, _shape: _Shape) -> dict[str, Any]:
     return {"$skip": _count_stage(options, "skip", 0)}
 
 
-def _match(options: Any, shape: _Shape) -> dict:
+def _match(options: Any, shape: _Shape) -> dict[str, Any]:
     options = _dict(options, "aggregate.match")
     clauses = [
         build_condition(item, shape.ref, shape.now, "aggregate.match.filter")
@@ -359,7 +358,7 @@ _TRANSLATIONS = {
 }
 
 
-def aggregate_stages(aggregate: Any, stored: KeyResolver, now: datetime) -> list[dict]:
+def aggregate_stages(aggregate: Any, stored: KeyResolver, now: datetime) -> list[dict[str, Any]]:
     """The ``aggregate`` list as MongoDB stages, each checked against the shape before it.
 
     Before the first group, project or count, keys resolve with ``stored``

@@ -1,0 +1,41 @@
+"""``GET /cost-analysis/v1/auth/scope``: what the caller's token may read and do.
+
+The console asks it once at sign-in, to show the scope and offer Cancel only
+to a token that may cancel. The answer is the token's entry of
+``JOBTASK_API_TOKENS`` as the API applies it: ``workspace_ids`` null for a
+token that reads its whole domain.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from pydantic import BaseModel, Field
+
+from worker.api.models import Error
+from worker.api.requests import caller_scope
+from worker.settings import Settings
+
+SCOPE_PATH = "/cost-analysis/v1/auth/scope"
+
+
+class ScopeInfo(BaseModel):
+    """The caller's scope: every read is narrowed to it, whatever a body says."""
+
+    domain_id: str
+    workspace_ids: list[str] | None = Field(description="null: the whole domain")
+    permissions: list[str] = Field(description="read: may get, list and stat; cancel: may POST job/cancel")
+
+
+def add_scope_route(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    error = {"model": Error}
+
+    @app.get(SCOPE_PATH, name="auth_scope", summary="The token's scope", response_model=ScopeInfo,
+             responses={401: {"description": "ERROR_AUTHENTICATE_FAILURE", **error},
+                        403: {"description": "ERROR_PERMISSION_DENIED", **error}},
+             openapi_extra={"security": [{"bearer": []}]})
+    async def auth_scope(request: Request) -> ScopeInfo:
+        scope = caller_scope(request.headers.get("authorization"), settings)
+        workspaces = list(scope.workspace_ids) if scope.workspace_ids is not None else None
+        return ScopeInfo(domain_id=scope.domain_id, workspace_ids=workspaces,
+                         permissions=list(scope.permissions))

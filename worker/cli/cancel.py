@@ -1,0 +1,57 @@
+"""``jobtask job cancel JOB_ID --domain D [--reason TEXT] [--json]``: cancel a Job from the shell.
+
+The same rules as ``POST /cost-analysis/v1/job/cancel`` (``worker.read.cancel``),
+for an operator who reaches the store (``JOBTASK_MONGO_URL``) and the broker
+(``JOBTASK_BROKER_URL``): the Job must exist in ``--domain`` and be
+IN_PROGRESS; a ``job.canceled`` goes to the worker's queue through the
+producer SDK, and the Job is printed as it stands about a second later (the
+worker applies the cancel asynchronously).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from worker.cli.output import cell, connect_store, print_json
+from worker.client import JobTaskEvents
+from worker.read.cancel import CANCEL, cancel_job
+from worker.read.errors import ERROR_BROKER_UNAVAILABLE, ERROR_DB_UNAVAILABLE
+from worker.read.reads import Scope
+from worker.settings import load_settings
+
+
+def add_cancel_command(subparsers: argparse._SubParsersAction) -> None:
+    cancel = subparsers.add_parser("cancel", help="cancel a Job and its running tasks")
+    cancel.add_argument("job_id")
+    cancel.add_argument("--domain", required=True, help="the Job's domain_id")
+    cancel.add_argument("--reason", help="why, for the operators (the Job's error_message)")
+    cancel.add_argument("--json", action="store_true", help="print the Job as the API's JSON body")
+    cancel.set_defaults(func=_cancel)
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if not settings.mongo_url:
+        raise ERROR_DB_UNAVAILABLE(reason="set JOBTASK_MONGO_URL to the store's URL")
+    if not settings.broker_url:
+        raise ERROR_BROKER_UNAVAILABLE(reason="set JOBTASK_BROKER_URL to the broker's URL")
+    body = {"job_id": args.job_id}
+    if args.reason is not None:
+        body["reason"] = args.reason
+    db = connect_store(settings)
+    events = JobTaskEvents(settings.broker_url, settings.queue)
+    try:
+        job = cancel_job(
+            db, Scope(args.domain, None, ("read", CANCEL)), body, settings,
+            lambda job_id, domain_id, reason: events.job_canceled(job_id, domain_id=domain_id, reason=reason),
+        )
+    finally:
+        events.close()
+        db.client.close()
+    if args.json:
+        print_json(job)
+    else:
+        width = max(len(name) for name in job)
+        for name, value in job.items():
+            print(f"{name:<{width}}  {cell(value)}")
+    return 0
