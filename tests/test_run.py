@@ -128,7 +128,9 @@ def test_run_serves_an_event_and_stops_cleanly(tmp_path):
             assert body["total_count"] == 1
 
         tree = descendants(process.pid)
-        assert len(tree) >= 4, "redis, store, worker (with its pool) and API"
+        assert len(tree) >= 5, "redis, store, worker (with its pool), beat and API"
+        commands = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for pid in tree if running(pid)]
+        assert any(b"beat" in command and b"celery" in command for command in commands), "celery beat runs"
         ports = [int(re.search(r":(\d+)", banner[name]).group(1)) for name in ("broker", "store", "api")]
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=90) == 0, log.read_text(errors="replace")[-4000:]

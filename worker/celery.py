@@ -6,7 +6,8 @@ acknowledgement, a consumer that hands every message to the batch buffer
 JOBTASK_PREFETCH_BATCHES batches per pool process, a Redis visibility
 timeout (JOBTASK_VISIBILITY_TIMEOUT) after which a dead worker's messages
 come back, and a Redis transport that fetches atomically
-(``worker.ingest.transport``).
+(``worker.ingest.transport``). ``celery -A worker beat`` sends the sweep
+(``tasks.sweep``) every JOBTASK_SWEEP_INTERVAL seconds.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def create_app(settings: Settings) -> Celery:
         raise SettingsError(
             "JOBTASK_BROKER_URL is not set (make run starts an embedded Redis for you)"
         )
-    app = Celery("jobtask", broker=settings.broker_url, include=["tasks.events"])
+    app = Celery("jobtask", broker=settings.broker_url, include=["tasks.events", "tasks.sweep"])
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -55,6 +56,18 @@ def create_app(settings: Settings) -> Celery:
         # worker.observe.task_events, since they run in batches.
         worker_send_task_events=settings.task_events,
         enable_utc=True,
+        # celery -A worker beat: the sweep (tasks.sweep), routed like every
+        # job_task.* to the events queue, behind the events sent before it. One
+        # not started within an interval (a worker down meanwhile) is dropped:
+        # the next one does its work. The schedule is kept in memory, no file.
+        beat_schedule={
+            "job_task.sweep": {
+                "task": "job_task.sweep",
+                "schedule": settings.sweep_interval,
+                "options": {"expires": settings.sweep_interval},
+            },
+        },
+        beat_scheduler="celery.beat:Scheduler",
     )
     return app
 

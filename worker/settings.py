@@ -81,12 +81,33 @@ class Settings(BaseSettings):
     # cost (make bench's reference row): job events are then refused.
     derive_jobs: bool = True
 
+    # Timeouts (the sweep, worker.ingest.sweep). ``celery -A worker beat`` sends
+    # job_task.sweep every sweep_interval seconds; a sweep ends an IN_PROGRESS
+    # task no event of which was applied for heartbeat_timeout, a PENDING task
+    # created (applied) more than pending_timeout ago, and a Job IN_PROGRESS
+    # more than job_timeout after the worker first stored it. All are measured
+    # on the worker's clock, never by producers' occurred_at; every worker and
+    # beat must share them (they are part of the events a sweep sends).
+    sweep_interval: float = Field(default=60.0, gt=0)
+    heartbeat_timeout: float = Field(default=1_800.0, gt=0)
+    pending_timeout: float = Field(default=7_200.0, gt=0)
+    job_timeout: float = Field(default=86_400.0, gt=0)
+
     # Read API.
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)
     api_tokens: Annotated[dict[str, TokenScope], NoDecode] = Field(default_factory=dict)
     query_time_limit_ms: int = Field(default=10_000, ge=1)
     max_page_size: int = Field(default=1_000, ge=1)
+
+    # The change feed and the watch stream (GET .../job-task/watch). After each
+    # batch the worker adds the JobTasks and Jobs it changed to a Redis stream
+    # on the broker (``change_stream``), trimmed to about ``watch_backlog``
+    # entries: a watcher that reconnects further behind is told to reload.
+    # The API sends a comment every ``watch_heartbeat`` seconds so proxies
+    # keep an idle stream open.
+    watch_backlog: int = Field(default=10_000, ge=100)
+    watch_heartbeat: float = Field(default=15.0, gt=0)
 
     # Seeing it run (worker.observe): the worker's Prometheus endpoint (0 turns it
     # off; the API serves GET /metrics on its own port), Celery task events for
@@ -107,6 +128,11 @@ class Settings(BaseSettings):
             return json.loads(value)
         except json.JSONDecodeError as exc:
             raise ValueError(f"not a JSON object of token -> scope ({exc.msg})") from None
+
+    @property
+    def change_stream(self) -> str:
+        """The change feed's Redis key: one per store database, so deployments never mix."""
+        return f"jobtask:changes:{self.mongo_db}"
 
     @property
     def batch_time_limit(self) -> float:

@@ -72,3 +72,24 @@ def _returned_type(resource: Resource, name: str, kind: Any) -> Any:
     if kind is dict:
         return dict[str, Any]
     return kind if kind in (str, int, datetime) else Any
+
+
+class DeliveryInfo(BaseModel):
+    """One delivery of a task's event and what the worker did with it; absent fields left out."""
+
+    type: str = Field(description="The event's task name, such as job_task.created")
+    kind: str = Field(description="The event's kind, such as created")
+    event_id: str
+    occurred_at: datetime | None = Field(None, description="When the producer says it happened")
+    received_at: datetime = Field(description="When the worker received it")
+    outcome: Literal["applied", "duplicate", "ignored", "parked", "conflict", "rejected"]
+    reason: str | None = Field(None, description="Why, for any outcome but applied")
+    message_id: str = Field(description="The Celery message that carried it")
+    job_id: str | None = Field(None, description="The Job whose ending sent this event, if one did")
+
+
+class TaskHistoryInfo(BaseModel):
+    """A page of a task's deliveries, oldest first (occurred_at, then received_at)."""
+
+    results: list[DeliveryInfo]
+    total_count: int

@@ -8,6 +8,8 @@ token that reads its whole domain.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field
 
@@ -23,7 +25,7 @@ class ScopeInfo(BaseModel):
 
     domain_id: str
     workspace_ids: list[str] | None = Field(description="null: the whole domain")
-    permissions: list[str] = Field(description="read: may get, list and stat; cancel: may POST job/cancel")
+    permissions: list[Literal["read", "cancel"]] = Field(description="cancel: may POST job/cancel")
 
 
 def add_scope_route(app: FastAPI) -> None:
@@ -37,5 +39,5 @@ def add_scope_route(app: FastAPI) -> None:
     async def auth_scope(request: Request) -> ScopeInfo:
         scope = caller_scope(request.headers.get("authorization"), settings)
         workspaces = list(scope.workspace_ids) if scope.workspace_ids is not None else None
-        return ScopeInfo(domain_id=scope.domain_id, workspace_ids=workspaces,
-                         permissions=list(scope.permissions))
+        return ScopeInfo.model_validate({"domain_id": scope.domain_id, "workspace_ids": workspaces,
+                                         "permissions": list(scope.permissions)})

@@ -40,10 +40,12 @@ from pymongo.database import Database
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worker.api.console import add_console_routes
+from worker.api.history import add_history_route
 from worker.api.job_cancel import add_cancel_route
 from worker.api.models import Error, response_models
 from worker.api.requests import caller_scope, parse_body
 from worker.api.scope import add_scope_route
+from worker.api.watch import add_watch_route
 from worker.client import JobTaskEvents
 from worker.mongo import connect
 from worker.observe.http import add_metrics
@@ -132,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         yield
+        await app.state.change_hub.close()
         connections.close()
 
     app = FastAPI(
@@ -149,6 +152,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_read_routes(app, JOB, JOB_PREFIX)
     add_cancel_route(app, JOB_PREFIX)
     add_scope_route(app)
+    add_history_route(app, JOB_TASK_PREFIX, _handler, _operation)
+    add_watch_route(app, JOB_TASK_PREFIX, caller_scope)
     add_console_routes(app)
     app.state.metrics = add_metrics(app, connections.db)
 

@@ -4,9 +4,11 @@
     jobtask dead-letters [--limit N] [--json]
     jobtask dead-letters --replay MESSAGE_ID
 
-``history`` lists every delivery of a task's events, oldest first, with its
-outcome (applied, duplicate, ignored, parked, conflict, rejected) and reason;
-another domain's task shows nothing, as in the read API. ``dead-letters``
+``history`` lists every delivery of a task's events in the order they
+occurred, with its outcome (applied, duplicate, ignored, parked, conflict,
+rejected) and reason: the records of ``POST .../job-task/history``, read by
+the same function (``worker.read.history``); another domain's task shows
+nothing. ``dead-letters``
 lists the refused messages, newest first; ``--replay`` sends one back to the
 queue as it was received (after its producer or the worker was fixed) and
 marks it replayed.
@@ -19,8 +21,10 @@ import json
 from datetime import UTC, datetime
 
 from worker.cli.output import connect_store, print_json, print_table
-from worker.ingest.history import task_history
 from worker.ingest.store import DEAD_LETTERS
+from worker.read.errors import ERROR_NOT_FOUND, ReadError
+from worker.read.history import task_deliveries
+from worker.read.query import Scope
 from worker.settings import load_settings
 
 HISTORY_COLUMNS = ("received_at", "kind", "event_id", "occurred_at", "outcome", "reason")
@@ -48,14 +52,14 @@ def _db(settings):
 
 
 def _history(args: argparse.Namespace) -> int:
-    db = _db(load_settings())
-    task = db.job_tasks.find_one({"_id": args.job_task_id}, {"domain_id": 1})
-    if task is not None and task["domain_id"] != args.domain:
+    settings = load_settings()
+    db = _db(settings)
+    try:
+        records, _ = task_deliveries(db, Scope(args.domain), args.job_task_id, settings)
+    except ReadError as error:
+        if error.code != ERROR_NOT_FOUND.code:
+            raise SystemExit(f"jobtask: {error.message}") from None
         records = []  # another domain's task is indistinguishable from none
-    else:
-        # Not created yet: what this domain sent.
-        query = {"domain_id": args.domain} if task is None else {}
-        records = task_history(db, args.job_task_id, query, {"event": 0})
     _show(records, HISTORY_COLUMNS, args.json)
     return 0
 

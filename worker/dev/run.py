@@ -1,11 +1,11 @@
-"""``python -m worker run`` (``make run``): the worker and the read API in one command.
+"""``python -m worker run`` (``make run``): the worker, beat and the read API in one command.
 
 Where JOBTASK_BROKER_URL / JOBTASK_MONGO_URL are unset it starts the embedded
 Redis and store with their data under JOBTASK_DATA_DIR, on the ports of the
 last run (6390 and 27090 the first time) when they are free. It creates the
 indexes, makes a development API token on the embedded default (kept in the
-data dir), starts ``celery -A worker worker`` and ``uvicorn worker.api:app``
-as child processes and prints a banner. SIGINT or SIGTERM stops the children
+data dir), starts ``celery -A worker worker``, ``celery -A worker beat`` (the
+sweep) and ``uvicorn worker.api:app`` as child processes and prints a banner. SIGINT or SIGTERM stops the children
 warmly (the worker settles its batches), then the embedded servers, and exits
 0; a second signal kills what is left. If a child dies, the rest are stopped
 and the exit status is 1.
@@ -127,6 +127,8 @@ def banner(settings: Settings, urls: dict, embedded: dict, token: str | None, ap
         f"  broker  {urls['broker']}{where('redis')}",
         f"  store   {urls['store']} database {settings.mongo_db}{where('store')}",
         f"  queue   {settings.queue} ({settings.concurrency} worker processes)",
+        f"  sweep   job_task.sweep every {settings.sweep_interval:g} s (celery beat), ends tasks silent "
+        f"for {settings.heartbeat_timeout:g} s",
         f"  api     {api}  (POST /cost-analysis/v1/job-task/get|list|stat, job/..., GET /healthz)",
         f"  token   {token or ''}{note}",
         f"  try     curl -s -X POST {api}{LIST_PATH} -H 'Authorization: Bearer {token or '<token>'}' "
@@ -135,7 +137,7 @@ def banner(settings: Settings, urls: dict, embedded: dict, token: str | None, ap
 
 
 class Runner:
-    """The embedded servers and the two children of one run, and their supervision."""
+    """The embedded servers and the children of one run (worker, beat, API), and their supervision."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -182,9 +184,13 @@ class Runner:
         self.children.append(Child("worker", [
             py, "-m", "celery", "-A", "worker", "worker", "-Q", settings.queue,
             "-c", str(settings.concurrency), "-l", "INFO"], env, ready_line=" ready."))
+        # The sweep (tasks.sweep): beat only sends job_task.sweep, the worker runs it.
+        self.children.append(Child("beat", [py, "-m", "celery", "-A", "worker", "beat", "-l", "INFO"], env))
+        # Watch streams never end by themselves: a stop closes them after 3 s (their
+        # clients reconnect with Last-Event-ID) instead of waiting for every client.
         self.children.append(Child("api", [
             py, "-m", "uvicorn", "worker.api:app", "--host", settings.api_host,
-            "--port", str(self.api_port)], env))
+            "--port", str(self.api_port), "--timeout-graceful-shutdown", "3"], env))
 
     def supervise(self) -> int:
         """Until a signal (0) or a dead child (1); the banner once both children answer."""

@@ -27,6 +27,7 @@ from pymongo.database import Database
 
 from worker.contract import lifecycle
 from worker.ingest import history
+from worker.ingest.feed import publish_changes
 from worker.ingest.history import Delivery
 from worker.ingest.processor import BatchResult, process_batch
 from worker.ingest.retry import Backoff, StoreUnavailable, is_transient, retry_transient
@@ -131,6 +132,8 @@ class Settler:
                 return [self.set_aside(deliveries[0], exc)]
             logger.exception("batch of %d failed; settling its messages one by one", len(deliveries))
             return [self.decide_one(delivery) for delivery in deliveries]
+        # Stored: announce it to watchers (never fails; see worker.ingest.feed).
+        publish_changes(process_database(self.settings), self.settings, result.tasks, result.jobs)
         self.outcomes += reported_outcomes(deliveries, result.outcomes)
         logger.debug("batch of %d settled: %d applied", len(deliveries), result.count(lifecycle.APPLIED))
         return [ACK] * len(deliveries)

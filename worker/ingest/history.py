@@ -23,6 +23,7 @@ from pymongo.errors import BulkWriteError
 
 from worker.contract import lifecycle
 from worker.contract.events import EVENT_TYPES, Event
+from worker.contract.history_keys import owned_by, record_id
 from worker.contract.lifecycle import Outcome
 from worker.ingest.retry import check_bulk_errors
 from worker.ingest.store import DEAD_LETTERS, DUPLICATE_KEY, EVENTS
@@ -59,21 +60,6 @@ def owner_of(event: Event | None) -> str:
     if event is None:
         return "-"
     return event.job_task_id if hasattr(event, "job_task_id") else "#" + event.job_id
-
-
-def record_id(owner: str, message_id: str, batch_id: str) -> str:
-    """One record per delivery and batch: a retried batch rewrites, never adds.
-
-    The owner comes first, so a task's whole history is one range of ``_id``
-    (``owned_by``): no other index is needed to read it.
-    """
-    return f"{owner}/{message_id}/{batch_id}"
-
-
-def owned_by(owner: str, message_id: str | None = None) -> dict:
-    """The ``_id`` range of an owner's records (of one of its messages, if given)."""
-    prefix = f"{owner}/{message_id}/" if message_id is not None else f"{owner}/"
-    return {"$gte": prefix, "$lt": prefix[:-1] + "0"}  # '0' follows '/'
 
 
 def history_record(
@@ -167,9 +153,10 @@ def recorded_messages(db: Database, messages: set[tuple[str, str]], batch_id: st
     return found
 
 
-def task_history(db: Database, job_task_id: str, query: dict | None = None,
+def task_records(db: Database, job_task_id: str, query: dict | None = None,
                  projection: dict | None = None) -> list[dict]:
-    """A task's records, in the order they were received."""
+    """A task's records in the order they were received, for rebuilding it (the read side
+    serves them in the order they occurred: ``worker.read.history``)."""
     records = db[EVENTS].find({"_id": owned_by(job_task_id), **(query or {})}, projection)
     return sorted(records, key=lambda record: (record["received_at"], record["_id"]))
 
@@ -230,7 +217,7 @@ def event_from_record(record: dict) -> Event:
 
 def rebuild(db: Database, job_task_id: str) -> lifecycle.TaskState:
     """Recompute a task from its history with the pure rules, in arrival order."""
-    records = task_history(db, job_task_id, {"outcome": {"$in": sorted(lifecycle.ACCEPTED_OUTCOMES)}})
+    records = task_records(db, job_task_id, {"outcome": {"$in": sorted(lifecycle.ACCEPTED_OUTCOMES)}})
     deliveries = []
     seen = set()
     for record in records:

@@ -10,6 +10,10 @@ reason ("unknown event type ...", "message could not be decoded ..."), and it
 is acknowledged only once that is stored, through store outages like any
 other message. Nothing on this path waits for the store.
 
+The one exception is the worker's own periodic task, ``job_task.sweep``
+(``CONTROL_TASKS``): it is no event, so Celery's own handler runs it as an
+ordinary task, acknowledged when it returns.
+
 Per message the main process only decodes the body (JSON, protocol 2 or 1)
 and reads the ``job_task_id`` and ``job_id`` by which the buffer groups it
 (``worker.ingest.waiting``); it builds no Celery ``Request``.
@@ -34,6 +38,17 @@ logger = logging.getLogger(__name__)
 
 ACCEPTED = ("application/json",)
 MAX_KEPT_BODY = 2048
+# The worker's own tasks, sent by ``celery beat`` to the events queue: each runs
+# as an ordinary Celery task (one Request, in a pool process), not as an event.
+CONTROL_TASKS = frozenset({"job_task.sweep"})
+
+
+def control_task(message) -> bool:
+    """Whether a message is one of the worker's own periodic tasks (protocol 2); never raises."""
+    try:
+        return message.headers.get("task") in CONTROL_TASKS
+    except Exception:  # headers that are not a mapping: a message for the buffer to refuse
+        return False
 
 
 def _refused(message, message_id: str, task_name: str | None, refusal: str) -> Held:
@@ -106,9 +121,13 @@ class Consumer(CeleryConsumer):
 
     def create_task_handler(self, promise=None):
         add = self.buffer.add
+        ordinary = super().create_task_handler()  # Celery's: a Request run in the pool
 
         def on_task_received(message):
-            add(held_message(message))
+            if control_task(message):
+                ordinary(message)
+            else:
+                add(held_message(message))
 
         return on_task_received
 

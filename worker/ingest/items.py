@@ -70,8 +70,8 @@ class BatchResult:
     """Every delivery's outcome, and the documents the batch changed."""
 
     outcomes: list[tuple[Delivery, Outcome]] = field(default_factory=list)
-    tasks: set[str] = field(default_factory=set)  # job_task_ids whose document it touched
-    jobs: set[str] = field(default_factory=set)  # job_ids whose document it touched
+    tasks: set[str] = field(default_factory=set)  # job_task_ids whose document it changed
+    jobs: set[str] = field(default_factory=set)  # job_ids whose document it changed
 
     def count(self, kind: str) -> int:
         return sum(1 for _, outcome in self.outcomes if outcome.kind == kind)

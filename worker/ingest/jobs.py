@@ -37,6 +37,7 @@ from worker.contract.jobs import (
 from worker.ingest.retry import check_bulk_errors
 
 JOBS = "jobs"
+RUNNING_INDEX = "running_created_on"
 DUPLICATE_KEY = 11000
 
 
@@ -52,6 +53,12 @@ def ensure_job_indexes(db: Database) -> None:
     # a domain has far fewer jobs than tasks.
     jobs.create_index([("domain_id", 1), *newest_first], name="domain_created")
     jobs.create_index([("domain_id", 1), ("status", 1), *newest_first], name="domain_status_created")
+    # The sweep's (worker.ingest.sweep): the running Jobs by when the worker
+    # stored them. Partial, so it holds only IN_PROGRESS Jobs: the sweep reads
+    # just the overdue ones, where domain_created would read every Job a
+    # domain ever had, and a Job stops costing this index once it ends.
+    jobs.create_index([("_created_on", 1)], name=RUNNING_INDEX,
+                      partialFilterExpression={"status": "IN_PROGRESS"})
 
 
 def _key(identifier: str) -> str:

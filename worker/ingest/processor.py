@@ -87,6 +87,9 @@ class Batch:
         self.behind: set[str] = set()  # tasks whose log is ahead of their document
         self.founded: set[str] = set()  # tasks a created of this batch was for
         self.latest: dict[str, TaskRow] = {}  # each touched task's document as last seen
+        # Tasks whose document this batch moved, or an earlier attempt of it did
+        # (its event is told applied again): what the change feed announces.
+        self.changed: set[str] = set()
         # job_id -> job_task_id -> the job endings whose task event was settled here
         self.endings_sent: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
 
@@ -155,6 +158,7 @@ class Batch:
                 after = TaskRow(plan.entry.job_task_id, plan.entry.version, plan.after, job_id)
                 updates.append(store.task_update(plan.row, after, plan.entry.founding))
                 self.latest[after.job_task_id] = after
+                self.changed.add(after.job_task_id)
                 for item in plan.joined:
                     self.settle(item, item.delivery, joined_outcome(item.event, plan.after.summary))
             elif index in report.taken:
@@ -170,7 +174,9 @@ class Batch:
         rows = store.read_tasks(self.db, job_task_ids)
         lagging = {job_task_id: rows.get(job_task_id) for job_task_id in job_task_ids & self.behind}
         if lagging:
-            rows.update(store.catch_up(self.db, lagging))
+            caught_up = store.catch_up(self.db, lagging)
+            self._folded(lagging, caught_up)
+            rows.update(caught_up)
             self.behind -= set(lagging)
         self.latest.update(rows)
         return rows
@@ -250,6 +256,8 @@ class Batch:
             outcome = duplicate_outcome(item.fingerprint, item.delivery.message_id, logged.fingerprint,
                                         logged.message_id, (item.job_task_id, item.delivery.message_id) in recorded)
             self.settle(item, item.delivery, outcome)
+            if outcome.kind == lifecycle.APPLIED:
+                self.changed.add(item.job_task_id)
         return again
 
     # -- events waiting for their created ------------------------------------------
@@ -295,10 +303,18 @@ class Batch:
         """Fold what the logs of this batch's tasks hold beyond their documents."""
         if self.behind:
             rows = store.read_tasks(self.db, self.behind)
-            rows.update(store.catch_up(self.db, {job_task_id: rows.get(job_task_id)
-                                                 for job_task_id in self.behind}))
             self.latest.update(rows)
+            lagging = {job_task_id: rows.get(job_task_id) for job_task_id in self.behind}
+            self._folded(lagging, store.catch_up(self.db, lagging))
             self.behind.clear()
+
+    def _folded(self, before: dict[str, TaskRow | None], after: dict[str, TaskRow]) -> None:
+        """Keep what ``store.catch_up`` folded; a task it moved has changed."""
+        for job_task_id, row in after.items():
+            known = before.get(job_task_id)
+            if known is None or row.version != known.version:
+                self.changed.add(job_task_id)
+        self.latest.update(after)
 
 
 NOT_DERIVED = Outcome(lifecycle.REJECTED, "this worker does not derive jobs (JOBTASK_DERIVE_JOBS=false)")
@@ -352,8 +368,13 @@ def process_batch(db: Database, deliveries: list[Delivery], batch_id: str, max_e
         sent = settling.settle()
     if sent:
         raise BatchNotSettled("a job's endings kept sending task events")
-    batch.result.tasks = set(batch.latest)
-    batch.result.jobs = settling.touched
+    batch.result.tasks = set(batch.changed)
+    # A Job follows its tasks: one whose task changed has changed, even when an
+    # earlier attempt of this batch already wrote it.
+    batch.result.jobs = set(settling.touched)
+    if derive_jobs:
+        batch.result.jobs |= {batch.latest[job_task_id].job_id for job_task_id in batch.changed
+                              if job_task_id in batch.latest and batch.latest[job_task_id].job_id}
     # Resolving a parked record takes it out of what later attempts look for,
     # so it comes last, once everything else the batch learned is stored.
     history.write_dead_letters(db, batch.dead_letters)

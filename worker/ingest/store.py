@@ -32,13 +32,14 @@ from pymongo.errors import BulkWriteError
 
 from worker.contract.acceptance import Identity, StoredTask
 from worker.contract.events import Created, identity_fields
+from worker.contract.history_keys import HISTORY_COLLECTION
 from worker.contract.lifecycle import EMPTY, Summary, Terminal, derived, merge
 from worker.ingest.jobs import ensure_job_indexes
 from worker.ingest.retry import check_bulk_errors
 
 JOB_TASKS = "job_tasks"
 LOG = "job_task_log"
-EVENTS = "job_task_events"
+EVENTS = HISTORY_COLLECTION
 DEAD_LETTERS = "job_task_dead_letters"
 
 DUPLICATE_KEY = 11000
@@ -75,7 +76,7 @@ def ensure_indexes(db: Database) -> None:
         tasks.create_index([("domain_id", 1), (key, 1), *newest_first], name=f"domain_{key}_created")
     db[LOG].create_index("ev.i", unique=True, name=LOGGED_EVENT_INDEX)
     events = db[EVENTS]
-    # A task's history is one _id range (history.owned_by); only what waits
+    # A task's history is one _id range (history_keys.owned_by); only what waits
     # for its created needs an index of its own.
     events.create_index(
         [("job_task_id", 1)],

@@ -108,6 +108,9 @@ ERROR_QUERY_TIMEOUT = ErrorKind(
 ERROR_DB_UNAVAILABLE = ErrorKind(
     "ERROR_DB_UNAVAILABLE", "The JobTask store cannot be reached. (reason = {reason})", 503
 )
+ERROR_WATCH_UNAVAILABLE = ErrorKind(
+    "ERROR_WATCH_UNAVAILABLE", "The change stream on the broker cannot be reached. (reason = {reason})", 503
+)
 ERROR_UNKNOWN = ErrorKind(
     "ERROR_UNKNOWN", "Internal error; it has been logged. (reference = {reference})", 500
 )

@@ -110,6 +110,15 @@ def scope_filter(scope: Scope) -> dict[str, Any]:
     return scoped
 
 
+def in_scope(scope: Scope, document: dict[str, Any]) -> bool:
+    """Whether ``scope_filter`` matches ``document``, for one already read (history, watch)."""
+    if document.get("domain_id") != scope.domain_id:
+        return False
+    return scope.workspace_ids is None or (
+        document.get("workspace_id") in scope.workspace_ids or document.get("resource_group") == "DOMAIN"
+    )
+
+
 def scoped_filter(scope: Scope, clauses: list[dict[str, Any]]) -> dict[str, Any]:
     """The scope at the top, each user clause ANDed beside it; none can replace it.
 
