@@ -10,7 +10,8 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY worker ./worker
 COPY tasks ./tasks
-RUN pip install . \
+# The flower extra: the same image runs Flower (docker compose --profile flower).
+RUN pip install '.[flower]' \
     && useradd --create-home --uid 10001 jobtask
 
 # Celery refuses to be comfortable as root, and neither process needs it.

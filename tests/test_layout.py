@@ -19,10 +19,12 @@ BASE = {"worker.settings", "worker.mongo"}
 # package -> the packages (besides itself and BASE) its modules may import.
 LAYERS = {
     "worker.contract": set(),
-    "worker.ingest": {"worker.contract"},
+    # Metrics, task events and log lines: the ingest path and the API report through it.
+    "worker.observe": {"worker.contract"},
+    "worker.ingest": {"worker.contract", "worker.observe"},
     "worker.read": {"worker.contract"},
     # The API sends a job's cancel through the producer SDK.
-    "worker.api": {"worker.read", "worker.contract", "worker.client"},
+    "worker.api": {"worker.read", "worker.contract", "worker.client", "worker.observe"},
     # replay of a dead letter: its collections (ingest) and the producer SDK.
     "worker.cli": {"worker.read", "worker.ingest", "worker.contract", "worker.client"},
     "worker.client": {"worker.contract"},

@@ -52,7 +52,9 @@ def create_app(settings: Settings) -> Celery:
         # worker.ingest.intake), rather than stop after 100 tries.
         broker_connection_max_retries=None,
         worker_cancel_long_running_tasks_on_connection_loss=False,
-        worker_send_task_events=False,
+        # Celery task events for Flower (-E); the event messages' own are sent by
+        # worker.observe.task_events, since they run in batches.
+        worker_send_task_events=settings.task_events,
         enable_utc=True,
         # celery -A worker beat: the sweep (tasks.sweep), routed like every
         # job_task.* to the events queue, behind the events sent before it. One
@@ -71,6 +73,38 @@ def create_app(settings: Settings) -> Celery:
 
 
 app = create_app(get_settings())
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _log_format(logger=None, **_kwargs) -> None:
+    """JOBTASK_LOG_FORMAT=json: every line of the worker and beat as one JSON object."""
+    from worker.observe.logs import use_format  # noqa: PLC0415
+
+    use_format(logger, get_settings().log_format)
+
+
+@signals.celeryd_init.connect
+def _quiet_banner_for_json(instance=None, **_kwargs) -> None:
+    """In JSON mode: Python's warnings as log lines, and no start banner (Celery's --quiet)."""
+    from worker.observe.logs import json_until_configured  # noqa: PLC0415
+
+    log_format = get_settings().log_format
+    json_until_configured(log_format)
+    if log_format == "json" and instance is not None:
+        instance.quiet = True
+
+
+@signals.worker_ready.connect
+def _serve_metrics(sender=None, **_kwargs) -> None:
+    """The worker's metrics endpoint, once the pool's processes are forked."""
+    from worker.observe.exporter import serve_worker_metrics  # noqa: PLC0415
+
+    try:
+        queues = sorted({queue.name for queue in sender.task_consumer.queues})
+    except AttributeError:  # no consumer to ask: the configured queue
+        queues = [get_settings().queue]
+    serve_worker_metrics(get_settings(), queues)
 
 
 @signals.worker_init.connect

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -108,6 +108,14 @@ class Settings(BaseSettings):
     # keep an idle stream open.
     watch_backlog: int = Field(default=10_000, ge=100)
     watch_heartbeat: float = Field(default=15.0, gt=0)
+
+    # Seeing it run (worker.observe): the worker's Prometheus endpoint (0 turns it
+    # off; the API serves GET /metrics on its own port), Celery task events for
+    # Flower (Celery's -E), and the format of every log line.
+    metrics_port: int = Field(default=9808, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"
+    task_events: bool = True
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("api_tokens", mode="before")
     @classmethod

@@ -5,7 +5,8 @@ request's token and body; ``scope``, ``job_cancel`` and ``history`` are
 routes of their own; ``watch`` serves the change stream as Server-Sent
 Events, read from Redis by ``hub``); ``models`` describes the responses for
 ``/openapi.json``. May import: ``worker.read``, ``worker.contract``,
-``worker.client`` (a Job's cancel), ``worker.settings``.
+``worker.client`` (a Job's cancel), ``worker.observe`` (metrics, log
+format), ``worker.settings``.
 """
 
 from worker.api.server import app, create_app

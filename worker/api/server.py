@@ -48,6 +48,8 @@ from worker.api.scope import add_scope_route
 from worker.api.watch import add_watch_route
 from worker.client import JobTaskEvents
 from worker.mongo import connect
+from worker.observe.http import add_metrics
+from worker.observe.logs import use_format_for_api
 from worker.read.errors import (
     ERROR_DB_UNAVAILABLE,
     ERROR_INVALID_PARAMETER,
@@ -126,6 +128,7 @@ def error_response(error: ReadError) -> JSONResponse:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The read API for ``settings`` (the environment's when omitted)."""
     settings = settings or get_settings()
+    use_format_for_api(settings.log_format)
     connections = Connections(settings)
 
     @asynccontextmanager
@@ -152,6 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_history_route(app, JOB_TASK_PREFIX, _handler, _operation)
     add_watch_route(app, JOB_TASK_PREFIX, caller_scope)
     add_console_routes(app)
+    app.state.metrics = add_metrics(app, connections.db)
 
     @app.get("/healthz", summary="Store and broker reachable")
     async def healthz() -> JSONResponse:

@@ -6,5 +6,5 @@ decodes them and ``batching`` groups them into batches; in a pool process,
 ``processor`` applies it: ``store`` keeps each task's event log and the
 document folded from it, ``history`` every delivery and the dead letters; ``feed`` then announces
 the changed JobTasks and Jobs on the broker's change stream.
-May import: ``worker.contract``, ``worker.settings``.
+May import: ``worker.contract``, ``worker.observe`` (to report), ``worker.settings``.
 """

@@ -52,6 +52,7 @@ from celery import Task
 from celery.utils.imports import symbol_by_name
 
 from worker.ingest.waiting import WaitingLine
+from worker.observe.report import BatchReport
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +98,10 @@ def _dropped_by_pool(job) -> bool:
 class Buffer:
     """The main process's messages, from their delivery until their batch is settled."""
 
-    def __init__(self, pool, batch_size: int, interval: float, time_limit: float) -> None:
+    def __init__(self, pool, batch_size: int, interval: float, time_limit: float,
+                 observer=None) -> None:
         self.pool = pool
+        self.observer = observer  # worker.observe.batches.BatchObserver: metrics, task events, logs
         self.batch_size = batch_size
         self.interval = interval
         self.time_limit = time_limit
@@ -215,31 +218,34 @@ class Buffer:
     # -- messages out ---------------------------------------------------------------
 
     def on_batch_sent(self, batch: list[Held]) -> None:
-        """A batch went to a pool process.
+        """A batch went to a pool process: Celery's task-received and task-started events."""
+        if self.observer is not None:
+            self.observer.batch_sent([held.delivery for held in batch])
 
-        The place for per-message Celery task events (task-received,
-        task-started), sent in bulk for the whole batch.
+    def on_batch_settled(self, batch: list[Held], decisions: list[str], seconds: float,
+                         report: BatchReport | None) -> None:
+        """A batch is settled (its messages acknowledged or requeued): metrics, task events, logs.
+
+        ``report`` is what the pool process said it did (None if it was lost).
         """
+        if self.observer is not None:
+            self.observer.batch_settled([held.delivery for held in batch], decisions, seconds, report)
 
-    def on_batch_settled(self, batch: list[Held], decisions: list[str]) -> None:
-        """A batch is settled (its messages acknowledged or requeued).
-
-        The place for per-message task-succeeded / task-retried events.
-        """
-
-    def _settled(self, batch_id: int, decisions) -> None:
+    def _settled(self, batch_id: int, returned) -> None:
+        report = returned if isinstance(returned, BatchReport) else None
+        decisions = report.decisions if report is not None else returned
         batch = self.in_flight[batch_id].batch if batch_id in self.in_flight else ()
         if not isinstance(decisions, list) or len(decisions) != len(batch):
             logger.error("batch returned %r; requeueing it", decisions)
-            decisions = [REQUEUE] * len(batch)
-        self._settle(batch_id, decisions)
+            decisions, report = [REQUEUE] * len(batch), None
+        self._settle(batch_id, decisions, report)
 
     def _lost(self, batch_id: int, exc_info) -> None:
         batch = self.in_flight[batch_id].batch if batch_id in self.in_flight else ()
         logger.error("pool process lost a batch of %d (%s); requeueing it", len(batch), exc_info)
         self._settle(batch_id, [REQUEUE] * len(batch))
 
-    def _settle(self, batch_id: int, decisions: list[str]) -> None:
+    def _settle(self, batch_id: int, decisions: list[str], report: BatchReport | None = None) -> None:
         work = self.in_flight.pop(batch_id, None)
         if work is None:  # settled already (a late callback)
             return
@@ -247,7 +253,7 @@ class Buffer:
         acks = [held for held, decision in zip(batch, decisions, strict=True) if decision == ACK]
         requeues = [held for held, decision in zip(batch, decisions, strict=True) if decision != ACK]
         self._tell_broker(acks, requeues)
-        self.on_batch_settled(batch, decisions)
+        self.on_batch_settled(batch, decisions, time.monotonic() - work.sent_at, report)
         self.flush()
 
     def _tell_broker(self, acks: list[Held], requeues: list[Held], retrying: bool = False) -> bool:
@@ -313,4 +319,4 @@ class EventTask(Task):
         from worker.ingest.consume import run_batch  # noqa: PLC0415 - pool-side module
 
         delivery: tuple[Any, ...] = (self.request.id or "local", self.name, [], event, datetime.now(UTC), None)
-        return run_batch([delivery])[0]
+        return run_batch([delivery]).decisions[0]

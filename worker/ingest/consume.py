@@ -3,7 +3,9 @@
 ``run_batch`` is what ``worker.ingest.batching`` sends to a pool process. It
 retries the batch through store outages (``worker.ingest.retry``) and answers, per
 message, ``ack`` once the message's outcome is stored or ``requeue`` when it
-could not be, so that the broker redelivers it.
+could not be, so that the broker redelivers it; with the decisions it reports
+each outcome and the store retries (``worker.observe.report``), which the main
+process counts and logs.
 
 One deadline covers the whole call, the one-by-one fallback included: it
 returns within JOBTASK_STORE_RETRY_BUDGET plus one store operation's
@@ -19,7 +21,7 @@ import logging
 import os
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pymongo.database import Database
 
@@ -30,6 +32,7 @@ from worker.ingest.history import Delivery
 from worker.ingest.processor import BatchResult, process_batch
 from worker.ingest.retry import Backoff, StoreUnavailable, is_transient, retry_transient
 from worker.mongo import connect
+from worker.observe.report import JOB_ENDING, PARKED_EARLIER, BatchReport, MessageOutcome, message_outcome
 from worker.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -79,6 +82,13 @@ class Settler:
         self.deadline = deadline
         self.backoff = Backoff(settings.store_retry_base, settings.store_retry_cap,
                                settings.store_retry_budget)
+        self.outcomes: list[MessageOutcome] = []  # what was settled, for the report
+        self.store_retries = 0
+
+    def _sleep(self, seconds: float) -> None:
+        """Between two attempts of a store operation: counted for the metrics."""
+        self.store_retries += 1
+        time.sleep(seconds)
 
     def settle(self, deliveries: list[Delivery]) -> BatchResult:
         """The whole batch, retried through transient errors under one batch id."""
@@ -87,7 +97,7 @@ class Settler:
         max_events = self.settings.max_events_per_task
         derive_jobs = self.settings.derive_jobs
         return retry_transient(lambda: process_batch(db, deliveries, batch_id, max_events, derive_jobs),
-                               self.backoff, deadline=self.deadline)
+                               self.backoff, sleep=self._sleep, deadline=self.deadline)
 
     def set_aside(self, delivery: Delivery, exc: Exception) -> str:
         """A message that fails on its own, not for the store: dead-letter it, never loop on it."""
@@ -99,7 +109,8 @@ class Settler:
             history.write_dead_letters(db, [history.dead_letter_record(delivery, outcome, None, None)])
 
         try:
-            retry_transient(record, self.backoff, deadline=self.deadline)
+            retry_transient(record, self.backoff, sleep=self._sleep, deadline=self.deadline)
+            self.outcomes.append(_reported(delivery, outcome, None))
             return ACK
         except Exception:
             logger.exception("could not dead-letter message %s; requeued", delivery.message_id)
@@ -123,8 +134,8 @@ class Settler:
             return [self.decide_one(delivery) for delivery in deliveries]
         # Stored: announce it to watchers (never fails; see worker.ingest.feed).
         publish_changes(process_database(self.settings), self.settings, result.tasks, result.jobs)
-        applied = result.count(lifecycle.APPLIED)
-        logger.info("batch of %d settled: %d applied", len(deliveries), applied)
+        self.outcomes += reported_outcomes(deliveries, result.outcomes)
+        logger.debug("batch of %d settled: %d applied", len(deliveries), result.count(lifecycle.APPLIED))
         return [ACK] * len(deliveries)
 
     def decide_one(self, delivery: Delivery) -> str:
@@ -133,8 +144,36 @@ class Settler:
         return self.decide([delivery])[0]
 
 
-def run_batch(raw: list[tuple]) -> list[str]:
+def _reported(delivery: Delivery, outcome: lifecycle.Outcome, source: str | None) -> MessageOutcome:
+    return message_outcome(delivery.message_id, delivery.task_name, delivery.kwargs, delivery.received_at,
+                           outcome, datetime.now(UTC), source)
+
+
+def reported_outcomes(deliveries: list[Delivery],
+                      outcomes: list[tuple[Delivery, lifecycle.Outcome]]) -> list[MessageOutcome]:
+    """One entry per message of the batch (its last outcome), and those of other events it settled.
+
+    A message of the batch is told by identity: a parked record taken up again
+    or a Job's ending builds a Delivery of its own.
+    """
+    own = {id(delivery) for delivery in deliveries}
+    last: dict[int, lifecycle.Outcome] = {}
+    others = []
+    for delivery, outcome in outcomes:
+        if id(delivery) in own:
+            last[id(delivery)] = outcome
+            continue
+        kwargs = delivery.kwargs  # a dict: deliveries_of made it one
+        ending = delivery.message_id == f"{kwargs.get('event_id')}@{kwargs.get('job_task_id')}"
+        others.append(_reported(delivery, outcome, JOB_ENDING if ending else PARKED_EARLIER))
+    mine = [_reported(delivery, last[id(delivery)], None) for delivery in deliveries if id(delivery) in last]
+    return mine + others
+
+
+def run_batch(raw: list[tuple]) -> BatchReport:
     """Settle a batch; on an unexpected error, settle its messages one by one."""
     settings = get_settings()
     deadline = time.monotonic() + settings.store_retry_budget
-    return Settler(settings, deadline).decide(deliveries_of(raw))
+    settler = Settler(settings, deadline)
+    decisions = settler.decide(deliveries_of(raw))
+    return BatchReport(decisions, settler.outcomes, settler.store_retries)

@@ -30,6 +30,8 @@ from kombu.serialization import loads
 
 from worker.ingest.batching import Buffer, Held
 from worker.ingest.waiting import JOB_GROUP
+from worker.observe.batches import BatchObserver
+from worker.observe.exporter import worker_metrics
 from worker.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -98,8 +100,9 @@ class Consumer(CeleryConsumer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         settings = get_settings()
+        observer = BatchObserver(worker_metrics(), lambda: self.event_dispatcher)
         self.buffer = Buffer(self.pool, settings.batch_size, settings.batch_interval,
-                             settings.batch_time_limit)
+                             settings.batch_time_limit, observer)
 
     def ensure_connected(self, conn):
         """Reconnect within a second of the broker coming back.

@@ -1,0 +1,232 @@
+"""Prometheus metrics: the worker's, exact after a known stream, and the API's ``/metrics``.
+
+The stream goes through Redis to a real worker of two pool processes; its
+metrics endpoint is scraped over HTTP and read with prometheus_client's own
+parser, then held against the history the worker wrote.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.readside import TOKENS, api_settings
+from worker.contract import lifecycle
+from worker.dev.embedded import free_port
+from worker.ingest import jobs, store
+from worker.observe import gauges
+from worker.observe.report import MessageOutcome, dead_letter_reason, message_outcome
+
+DOMAIN = "domain-metrics"
+
+
+def samples(text: str) -> dict[str, list[tuple[dict, float]]]:
+    """Every sample of an exposition, by sample name (``jobtask_events_total`` ...)."""
+    found: dict[str, list[tuple[dict, float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return found
+
+
+def total(found: dict, name: str, **labels: str) -> float:
+    return sum(value for sample_labels, value in found.get(name, [])
+               if all(sample_labels.get(key) == want for key, want in labels.items()))
+
+
+def occurred(second: int) -> str:
+    return datetime(2026, 1, 1, 0, 0, second % 60, tzinfo=UTC).isoformat()
+
+
+def send_known_stream(pipeline, tasks: int) -> dict[str, int]:
+    """``tasks`` tasks of four events, some sent twice, and some invalid messages.
+
+    The createds go first, and are settled before the rest is sent: an event
+    that met no created would be parked (see the test of parking below).
+    """
+    events = pipeline.events
+    duplicates = refused = unknown = 0
+    sent = 0
+    for number in range(tasks):
+        events.send("created", job_task_id=f"job-task-m{number:04d}", domain_id=DOMAIN, job_id="job-m",
+                    data_source_id="ds-1", occurred_at=occurred(0))
+        sent += 1
+    pipeline.wait_until_idle()
+    for number in range(tasks):
+        job_task_id = f"job-task-m{number:04d}"
+        events.send("started", job_task_id=job_task_id, domain_id=DOMAIN, occurred_at=occurred(1))
+        progress = dict(job_task_id=job_task_id, domain_id=DOMAIN, created_count_delta=3,
+                        event_id=f"progress-{number}", occurred_at=occurred(2))
+        events.send("progressed", **progress)
+        events.send("succeeded", job_task_id=job_task_id, domain_id=DOMAIN, occurred_at=occurred(3))
+        sent += 3
+        if number % 3 == 0:  # the same event again, under a new message id
+            events.send("progressed", **progress)
+            duplicates += 1
+            sent += 1
+    for number in range(4):
+        events.send_raw("job_task.progressed", {"job_task_id": f"job-task-bad{number}", "domain_id": DOMAIN,
+                                                "created_count_delta": "lots"})
+        refused += 1
+    for number in range(2):
+        events.send_raw("job_task.exploded", {"job_task_id": "job-task-x", "n": number})
+        refused += 1
+        unknown += 1
+    sent += refused
+    return {"sent": sent, "duplicates": duplicates, "refused": refused, "unknown": unknown, "tasks": tasks}
+
+
+def test_worker_metrics_are_exact_after_a_known_stream(pipeline_factory):
+    pipeline = pipeline_factory()
+    port = free_port()
+    pipeline.start_worker(concurrency=2, JOBTASK_METRICS_PORT=str(port))
+    stream = send_known_stream(pipeline, tasks=30)
+    pipeline.wait_until_idle()
+
+    found = samples(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text)
+    sent, duplicates, refused = stream["sent"], stream["duplicates"], stream["refused"]
+
+    assert total(found, "jobtask_events_total") == sent
+    assert total(found, "jobtask_events_total", outcome="duplicate") == duplicates
+    assert total(found, "jobtask_events_total", outcome="rejected") == refused
+    assert total(found, "jobtask_events_total", outcome="applied") == sent - duplicates - refused
+    assert total(found, "jobtask_events_total", outcome="applied", type="job_task.created") == stream["tasks"]
+    assert total(found, "jobtask_dead_letters_total") == refused
+    assert total(found, "jobtask_dead_letters_total", reason="unknown_type") == stream["unknown"]
+    assert total(found, "jobtask_dead_letters_total", reason="invalid") == refused - stream["unknown"]
+    # every message went through one batch; every applied event has its lag
+    assert total(found, "jobtask_batch_size_sum") == sent
+    assert total(found, "jobtask_batch_seconds_count") == total(found, "jobtask_batch_size_count") >= 1
+    assert total(found, "jobtask_event_lag_seconds_count") == sent - duplicates - refused
+    assert total(found, "jobtask_requeued_total") == 0
+    assert total(found, "jobtask_settled_later_total") == 0
+    assert found["jobtask_store_retries_total"] == [({}, 0.0)]
+    # the gauges: nothing waits in the queue; the store's tasks per status
+    assert total(found, "jobtask_queue_messages", queue=pipeline.queue) == 0
+    assert total(found, "jobtask_tasks", status=lifecycle.SUCCESS) == stream["tasks"]
+    assert total(found, "jobtask_tasks") == stream["tasks"]
+    assert {labels["status"] for labels, _ in found["jobtask_jobs"]} >= set(lifecycle.STATUSES)
+
+    # the same numbers as the history the worker wrote
+    recorded = Counter(record["outcome"] for record in pipeline.history())
+    counted = Counter()
+    for labels, value in found["jobtask_events_total"]:
+        counted[labels["outcome"]] += int(value)
+    counted = +counted  # without the zeros
+    assert recorded == counted
+
+
+def test_an_event_parked_then_applied_counts_once_as_parked_and_once_settled_later(pipeline_factory):
+    pipeline = pipeline_factory()
+    port = free_port()
+    pipeline.start_worker(concurrency=1, JOBTASK_METRICS_PORT=str(port))
+    pipeline.events.send("started", job_task_id="job-task-p1", domain_id=DOMAIN, occurred_at=occurred(1))
+    pipeline.wait_until_idle()
+    url = f"http://127.0.0.1:{port}/metrics"
+    found = samples(httpx.get(url, timeout=10).text)
+    assert total(found, "jobtask_events_total", outcome="parked", type="job_task.started") == 1
+    assert total(found, "jobtask_events_total") == 1
+    pipeline.events.send("created", job_task_id="job-task-p1", domain_id=DOMAIN, job_id="job-p",
+                         data_source_id="ds-1", occurred_at=occurred(0))
+    pipeline.wait_until_idle()
+    found = samples(httpx.get(url, timeout=10).text)
+    assert total(found, "jobtask_events_total") == 2
+    assert total(found, "jobtask_events_total", outcome="applied", type="job_task.created") == 1
+    assert total(found, "jobtask_settled_later_total", outcome="applied", type="job_task.started",
+                 source="parked") == 1
+    assert total(found, "jobtask_event_lag_seconds_count") == 2
+
+
+def test_queue_gauge_counts_waiting_messages(pipeline_factory):
+    pipeline = pipeline_factory()
+    for number in range(7):
+        pipeline.events.send("started", job_task_id=f"job-task-q{number}", domain_id=DOMAIN)
+    gauge = gauges.QueueGauge(lambda: pipeline.redis, [pipeline.queue], max_age=0)
+    family = next(iter(gauge.collect()))
+    assert [(sample.labels, sample.value) for sample in family.samples] == [({"queue": pipeline.queue}, 7)]
+
+
+def test_store_gauges_read_at_most_once_per_max_age(mongo_db):
+    reads = []
+
+    def db():
+        reads.append(1)
+        return mongo_db
+
+    mongo_db[gauges.TASKS_COLLECTION].insert_many([{"status": "SUCCESS"}, {"status": "SUCCESS"},
+                                                   {"status": "FAILURE"}])
+    collector = gauges.StoreGauges(db, max_age=3600)
+    first = {(f.name, s.labels["status"]): s.value for f in collector.collect() for s in f.samples}
+    mongo_db[gauges.TASKS_COLLECTION].insert_one({"status": "SUCCESS"})
+    second = {(f.name, s.labels["status"]): s.value for f in collector.collect() for s in f.samples}
+    assert first[("jobtask_tasks", "SUCCESS")] == 2 and first[("jobtask_tasks", "FAILURE")] == 1
+    assert first[("jobtask_tasks", "PENDING")] == 0 and first[("jobtask_jobs", "PENDING")] == 0
+    assert second == first  # cached: the new task shows at the next read
+    assert len(reads) == 2  # one read per collection
+
+
+def test_gauges_read_the_collections_the_worker_writes():
+    assert gauges.TASKS_COLLECTION == store.JOB_TASKS
+    assert gauges.JOBS_COLLECTION == jobs.JOBS
+
+
+def test_api_serves_its_request_metrics_by_route_template(store_url, broker_url, mongo_db):
+    from fastapi.testclient import TestClient
+
+    from worker.api import create_app
+
+    token = next(iter(TOKENS))
+    mongo_db.job_tasks.insert_one({"job_task_id": "job-task-api1", "status": "SUCCESS",
+                                   "domain_id": TOKENS[token]["domain_id"]})
+    client = TestClient(create_app(api_settings(store_url, mongo_db.name, broker_url)))
+    headers = {"Authorization": f"Bearer {token}"}
+    for _ in range(3):
+        assert client.post("/cost-analysis/v1/job-task/list", json={"query": {}}, headers=headers).status_code == 200
+    assert client.post("/cost-analysis/v1/job-task/get", json={"job_task_id": "job-task-x1"},
+                       headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert client.get("/no/such/path/123").status_code == 404
+    assert client.get("/healthz").status_code == 200
+
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    found = samples(response.text)
+    requests = {(labels["path"], labels["code"]): value for labels, value in found["jobtask_http_requests_total"]}
+    assert requests[("/cost-analysis/v1/job-task/list", "200")] == 3
+    assert requests[("/cost-analysis/v1/job-task/get", "401")] == 1
+    assert requests[("unmatched", "404")] == 1
+    assert requests[("/healthz", "200")] == 1
+    assert not any("123" in path for path, _ in requests)
+    assert total(found, "jobtask_http_request_seconds_count", path="/cost-analysis/v1/job-task/list") == 3
+    assert total(found, "jobtask_tasks", status="SUCCESS") == 1
+    assert "jobtask_jobs" in found and "process_resident_memory_bytes" in found
+    assert "/metrics" not in client.get("/openapi.json").json()["paths"]
+
+
+@pytest.mark.parametrize("reason, label", [
+    ("unknown event type 'job_task.x'", "unknown_type"),
+    ("message could not be decoded (application/x-python): no", "undecodable"),
+    ("internal error: KeyError: 'x'", "internal"),
+    ("domain_id does not match the job task's", "other_domain"),
+    ("the job task has reached its limit of 10 events (JOBTASK_MAX_EVENTS_PER_TASK)", "limit"),
+    ("created_count_delta: Input should be greater than or equal to 0", "invalid"),
+])
+def test_dead_letter_reasons_are_a_few_labels(reason, label):
+    assert dead_letter_reason(MessageOutcome("m", "job_task.progressed", "rejected", reason)) == label
+    assert dead_letter_reason(MessageOutcome("m", "job_task.created", "conflict", reason)) == "conflict"
+
+
+def test_lag_is_measured_for_applied_events_only():
+    received = datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
+    processed = datetime(2026, 1, 1, 0, 2, tzinfo=UTC)
+    kwargs = {"event_id": "e1", "job_task_id": "t1", "occurred_at": "2026-01-01T00:00:00Z"}
+    applied = message_outcome("m1", "job_task.started", kwargs, received, lifecycle.Outcome("applied"), processed)
+    assert (applied.lag_seconds, applied.event_id, applied.job_task_id) == (120.0, "e1", "t1")
+    no_time = message_outcome("m2", "job_task.started", {}, received, lifecycle.Outcome("applied"), processed)
+    assert no_time.lag_seconds == 60.0  # the worker's default occurred_at: the receive time
+    duplicate = message_outcome("m3", "job_task.started", kwargs, received,
+                                lifecycle.Outcome("duplicate", "event_id already applied"), processed)
+    assert duplicate.lag_seconds is None and duplicate.reason == "event_id already applied"

@@ -1,0 +1,115 @@
+"""Gauges read on scrape: the broker's waiting messages, and tasks and jobs per status.
+
+A scrape reads at most once per ``max_age`` seconds; in between it answers
+from what it read last, so Prometheus scraping every few seconds (or several
+Prometheus servers) costs the store one aggregate per collection per 15 s at
+most. A read that fails keeps the last numbers and is logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from worker.contract.lifecycle import STATUSES
+
+logger = logging.getLogger(__name__)
+
+STORE_MAX_AGE = 15.0
+QUEUE_MAX_AGE = 2.0
+# The collections the ingest path writes (worker.ingest.store.JOB_TASKS, worker.ingest.jobs.JOBS;
+# tests/test_observe_metrics.py holds them equal).
+TASKS_COLLECTION = "job_tasks"
+JOBS_COLLECTION = "jobs"
+# kombu's Redis transport keeps a queue's priorities in lists named queue + sep + step
+# (worker.ingest.transport reads the same lists).
+PRIORITY_SEPARATOR = "\x06\x16"
+PRIORITY_STEPS = range(1, 10)
+
+
+class Cached:
+    """A read's last answer, renewed when older than ``max_age`` (thread safe)."""
+
+    def __init__(self, read: Callable[[], dict], max_age: float, what: str) -> None:
+        self.read, self.max_age, self.what = read, max_age, what
+        self.value: dict = {}
+        self.read_at: float | None = None
+        self.failing = False
+        self.lock = threading.Lock()
+
+    def get(self) -> dict:
+        with self.lock:
+            now = time.monotonic()
+            if self.read_at is None or now - self.read_at >= self.max_age:
+                self.read_at = now
+                try:
+                    self.value = self.read()
+                    self.failing = False
+                except Exception as exc:  # noqa: BLE001 - a scrape must answer anyway
+                    if not self.failing:
+                        logger.warning("could not read %s for the metrics: %r", self.what, exc)
+                    self.failing = True
+            return self.value
+
+
+def statuses_of(db, collection: str) -> dict[str, int]:
+    """Documents per status, every task status present (0 when none)."""
+    counts = {status: 0 for status in STATUSES}
+    for row in db[collection].aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}]):
+        counts[str(row["_id"])] = int(row["n"])
+    return counts
+
+
+class StoreGauges(Collector):
+    """``jobtask_tasks{status}`` and ``jobtask_jobs{status}``, from one aggregate each."""
+
+    def __init__(self, db_of: Callable[[], object], max_age: float = STORE_MAX_AGE) -> None:
+        self.tasks = Cached(lambda: statuses_of(db_of(), TASKS_COLLECTION), max_age, "tasks per status")
+        self.jobs = Cached(lambda: statuses_of(db_of(), JOBS_COLLECTION), max_age, "jobs per status")
+
+    def describe(self):
+        return [GaugeMetricFamily("jobtask_tasks", "JobTasks per status"),
+                GaugeMetricFamily("jobtask_jobs", "Jobs per status")]
+
+    def collect(self):
+        for name, what, cached in (("jobtask_tasks", "JobTasks", self.tasks),
+                                   ("jobtask_jobs", "Jobs", self.jobs)):
+            family = GaugeMetricFamily(name, f"{what} per status (read at most every "
+                                       f"{cached.max_age:g} s)", labels=["status"])
+            for status, count in sorted(cached.get().items()):
+                family.add_metric([status], count)
+            yield family
+
+
+def waiting_messages(broker, queue: str) -> int:
+    """Messages waiting in ``queue`` (all its priority lists), not those a worker holds."""
+    keys = [queue] + [f"{queue}{PRIORITY_SEPARATOR}{step}" for step in PRIORITY_STEPS]
+    pipe = broker.pipeline(transaction=False)
+    for key in keys:
+        pipe.llen(key)
+    return sum(pipe.execute())
+
+
+class QueueGauge(Collector):
+    """``jobtask_queue_messages{queue}``: the broker's waiting messages."""
+
+    def __init__(self, broker_of: Callable[[], object], queues: list[str],
+                 max_age: float = QUEUE_MAX_AGE) -> None:
+        self.queues = list(queues)
+        self.cached = Cached(lambda: {queue: waiting_messages(broker_of(), queue) for queue in self.queues},
+                             max_age, "the queue length")
+
+    def describe(self):
+        return [GaugeMetricFamily("jobtask_queue_messages", "Messages waiting in the queue")]
+
+    def collect(self):
+        family = GaugeMetricFamily("jobtask_queue_messages", "Messages waiting in the broker's queue "
+                                   "(not those a worker holds)", labels=["queue"])
+        for queue, count in self.cached.get().items():
+            family.add_metric([queue], count)
+        yield family
