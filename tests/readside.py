@@ -342,3 +342,18 @@ def worker_dataset(broker_url: str, store_url: str, directory: Path):
         yield pipeline
     finally:
         pipeline.close()
+
+
+def cli_runner(monkeypatch, capsys, **env: str):
+    """``run(*argv) -> (exit code, stdout, stderr)`` of ``jobtask`` with ``JOBTASK_<NAME>`` set from ``env``."""
+    from worker.cli import jobtask as cli  # noqa: PLC0415 - only the CLI tests need it
+
+    for name, value in env.items():
+        monkeypatch.setenv(f"JOBTASK_{name.upper()}", value)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = cli.main(list(argv))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import Pipeline
-from tests.readside import DOMAIN_A, SEED_DOMAIN, SEED_GET, drive, operator_specs, seed_specs
+from tests.readside import DOMAIN_A, SEED_DOMAIN, SEED_GET, cli_runner, drive, operator_specs, seed_specs
 from worker.cli import jobtask as cli
 
 
@@ -31,15 +31,7 @@ def store(broker_url, store_url, tmp_path_factory):
 
 @pytest.fixture
 def jobtask(store, monkeypatch, capsys):
-    monkeypatch.setenv("JOBTASK_MONGO_URL", store.store_url)
-    monkeypatch.setenv("JOBTASK_MONGO_DB", store.db_name)
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = cli.main(list(argv))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
+    return cli_runner(monkeypatch, capsys, mongo_url=store.store_url, mongo_db=store.db_name)
 
 
 def test_get_prints_a_table_and_json(jobtask):

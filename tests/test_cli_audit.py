@@ -6,23 +6,16 @@ import json
 
 import pytest
 
-from worker.cli import jobtask as cli
+from tests.readside import cli_runner
 
 COMMON = {"domain_id": "domain-a", "job_task_id": "job-task-aud1"}
 
 
 @pytest.fixture
 def jobtask(pipeline, monkeypatch, capsys):
-    monkeypatch.setenv("JOBTASK_MONGO_URL", pipeline.store_url)
-    monkeypatch.setenv("JOBTASK_MONGO_DB", pipeline.db_name)
-    monkeypatch.setenv("JOBTASK_BROKER_URL", pipeline.broker_url)
-    monkeypatch.setenv("JOBTASK_QUEUE", pipeline.queue)
-
-    def run(*argv: str) -> tuple[int, str]:
-        code = cli.main(list(argv))
-        return code, capsys.readouterr().out
-
-    return run
+    run = cli_runner(monkeypatch, capsys, mongo_url=pipeline.store_url, mongo_db=pipeline.db_name,
+                     broker_url=pipeline.broker_url, queue=pipeline.queue)
+    return lambda *argv: run(*argv)[:2]
 
 
 def test_history_shows_each_delivery_and_hides_other_domains(pipeline, jobtask):

@@ -34,13 +34,13 @@ from tests.readside import (
     TaskSpec,
     api_settings,
     at,
+    cli_runner,
     drive,
     operator_specs,
     seed_specs,
     text,
 )
 from worker.api import create_app
-from worker.cli import jobtask as cli
 from worker.contract.lifecycle import STATUSES, TERMINAL_STATUSES
 from worker.settings import SettingsError, load_settings
 
@@ -382,17 +382,8 @@ def test_cancel_over_http_cancels_the_running_tasks_through_the_worker(jobs, tas
 
 @pytest.fixture
 def jobtask(dataset, monkeypatch, capsys):
-    monkeypatch.setenv("JOBTASK_MONGO_URL", dataset.store_url)
-    monkeypatch.setenv("JOBTASK_MONGO_DB", dataset.db_name)
-    monkeypatch.setenv("JOBTASK_BROKER_URL", dataset.broker_url)
-    monkeypatch.setenv("JOBTASK_QUEUE", dataset.queue)
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = cli.main(list(argv))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
+    return cli_runner(monkeypatch, capsys, mongo_url=dataset.store_url, mongo_db=dataset.db_name,
+                      broker_url=dataset.broker_url, queue=dataset.queue)
 
 
 def test_cli_job_get_list_and_stat(jobtask):

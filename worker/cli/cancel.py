@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from worker.cli.output import cell, connect_store, print_json
+from worker.cli.output import connect_store, print_record
 from worker.client import JobTaskEvents
 from worker.read.cancel import CANCEL, cancel_job
 from worker.read.errors import ERROR_BROKER_UNAVAILABLE, ERROR_DB_UNAVAILABLE
@@ -48,10 +48,5 @@ def _cancel(args: argparse.Namespace) -> int:
     finally:
         events.close()
         db.client.close()
-    if args.json:
-        print_json(job)
-    else:
-        width = max(len(name) for name in job)
-        for name, value in job.items():
-            print(f"{name:<{width}}  {cell(value)}")
+    print_record(job, args.json)
     return 0

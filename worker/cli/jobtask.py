@@ -35,7 +35,7 @@ from typing import Any
 
 from worker.cli.audit import add_audit_commands
 from worker.cli.cancel import add_cancel_command
-from worker.cli.output import cell, connect_store, print_json, print_table
+from worker.cli.output import connect_store, print_json, print_record, print_table
 from worker.read.errors import ERROR_DB_UNAVAILABLE, ERROR_INVALID_PARAMETER, ReadError
 from worker.read.reads import Scope, get_item, list_items, stat_items
 from worker.read.resource import JOB, JOB_TASK, Resource
@@ -119,12 +119,7 @@ def _read(args: argparse.Namespace, read: Callable, body: dict) -> dict:
 
 def _get(resource: Resource, args: argparse.Namespace) -> int:
     info = _read(args, partial(get_item, resource), {resource.id_field: getattr(args, resource.id_field)})
-    if args.json:
-        print_json(info)
-    else:
-        width = max(len(name) for name in info)
-        for name, value in info.items():
-            print(f"{name:<{width}}  {cell(value)}")
+    print_record(info, args.json)
     return 0
 
 

@@ -24,6 +24,16 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
+def print_record(record: dict[str, Any], as_json: bool) -> None:
+    """One object: as JSON, or a field per line with the names aligned."""
+    if as_json:
+        print_json(record)
+        return
+    width = max(len(name) for name in record)
+    for name, value in record.items():
+        print(f"{name:<{width}}  {cell(value)}")
+
+
 def cell(value: Any) -> str:
     """One value as table text: objects and lists as compact JSON, nothing as empty."""
     if isinstance(value, (dict, list)):
