@@ -29,6 +29,7 @@ from worker.contract import lifecycle
 from worker.ingest import history
 from worker.ingest.feed import publish_changes
 from worker.ingest.history import Delivery
+from worker.ingest.items import ending_message_id
 from worker.ingest.processor import BatchResult, process_batch
 from worker.ingest.retry import Backoff, StoreUnavailable, is_transient, retry_transient
 from worker.mongo import connect
@@ -164,7 +165,7 @@ def reported_outcomes(deliveries: list[Delivery],
             last[id(delivery)] = outcome
             continue
         kwargs = delivery.kwargs  # a dict: deliveries_of made it one
-        ending = delivery.message_id == f"{kwargs.get('event_id')}@{kwargs.get('job_task_id')}"
+        ending = delivery.message_id == ending_message_id(kwargs.get("event_id"), kwargs.get("job_task_id"))
         others.append(_reported(delivery, outcome, JOB_ENDING if ending else PARKED_EARLIER))
     mine = [_reported(delivery, last[id(delivery)], None) for delivery in deliveries if id(delivery) in last]
     return mine + others

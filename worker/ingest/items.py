@@ -104,16 +104,22 @@ def ending_event_id(job_id: str, ending: Ending) -> str:
     return f"job-{'canceled' if ending.status == CANCELED else 'timed-out'}:{digest}"
 
 
+def ending_message_id(event_id: str | None, job_task_id: str | None) -> str:
+    """The message id of a Job's ending sent to one task: one message per task and ending."""
+    return f"{event_id}@{job_task_id}"
+
+
 def ending_item(job_id: str, domain_id: str, job_task_id: str, ending: Ending) -> Item:
     """``job.canceled`` / ``job.timed_out`` acting on one task, as a task event would."""
     model = Canceled if ending.status == CANCELED else TimedOut
-    fields = {"event_id": ending_event_id(job_id, ending), "domain_id": domain_id,
+    event_id = ending_event_id(job_id, ending)
+    fields = {"event_id": event_id, "domain_id": domain_id,
               "job_task_id": job_task_id, "occurred_at": ending.occurred_at}
     if ending.reason:
         fields["reason"] = ending.reason
     event = model.model_validate({**fields, "occurred_at": ending.occurred_at.isoformat()})
     delivery = Delivery(
-        message_id=f"{fields['event_id']}@{job_task_id}",  # one message per task and ending
+        message_id=ending_message_id(event_id, job_task_id),
         task_name=task_name_of(model),
         args=[],
         kwargs=event.model_dump(mode="json", exclude_none=True, exclude={"kind"}),
