@@ -22,6 +22,15 @@ def at(milliseconds: int) -> str:
     return (BASE + timedelta(milliseconds=milliseconds)).isoformat(timespec="milliseconds")
 
 
+def interleaved(rng, per_task: list[list]) -> list:
+    """The tasks' events merged at random, each task's in its own order (``per_task`` is emptied)."""
+    stream = []
+    while any(per_task):
+        events = rng.choice([events for events in per_task if events])
+        stream.append(events.pop(0))
+    return stream
+
+
 def when(kwargs: dict) -> datetime:
     return datetime.fromisoformat(kwargs["occurred_at"])
 

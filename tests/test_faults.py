@@ -19,7 +19,7 @@ from collections import Counter
 import pytest
 
 from tests.harness import wait_for
-from tests.lifecycle_data import at, expected_task
+from tests.lifecycle_data import at, expected_task, interleaved
 
 pytestmark = pytest.mark.slow
 
@@ -42,11 +42,7 @@ def stream(prefix: str, tasks: int, progressed: int, seed: int = 7) -> list[tupl
             end.update(error_code="ERROR_X", error_message="boom")
         events.append((f"job_task.{terminal}", end))
         per_task.append(events)
-    out = []
-    while any(per_task):
-        events = rng.choice([e for e in per_task if e])
-        out.append(events.pop(0))
-    return out
+    return interleaved(rng, per_task)
 
 
 def send_in_background(pipeline, events, pause_every: int = 50, pause: float = 0.05) -> threading.Thread:

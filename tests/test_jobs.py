@@ -15,7 +15,7 @@ from datetime import datetime
 import pytest
 
 from tests.harness import wait_for
-from tests.lifecycle_data import at
+from tests.lifecycle_data import at, interleaved
 from worker.contract.lifecycle import STATUSES, TERMINAL_STATUSES
 from worker.ingest.jobs import stored_job
 
@@ -69,11 +69,7 @@ def task_stream(prefix: str, tasks: int, job_id: str, seed: int = 3, terminal_co
             *[(f"job_task.{end}", terminal)] * terminal_copies,
         ]
         per_task.append(events)
-    stream = []
-    while any(per_task):
-        events = rng.choice([events for events in per_task if events])
-        stream.append(events.pop(0))
-    return stream
+    return interleaved(rng, per_task)
 
 
 def send(pipeline, events) -> None:
