@@ -44,7 +44,7 @@ How it measures (``tests.bench_runs``; the same for jobtask and the no-op):
   ``$max``), 10 per document, on a collection with only the unique
   ``job_task_id`` index.
 - Correct: every task reads back with the status, created_count and job_id
-  sent; in the history (``job_task_events.outcome``) every event is applied
+  sent; in the history (``job_task_history.outcome``) every event is applied
   or ignored exactly once, nothing is left parked, in conflict or rejected
   (duplicates, i.e. redeliveries, are counted apart); no dead letters. Only
   public fields are read.
@@ -96,9 +96,9 @@ from tests.bench_soak import run_soak, soak_table
 from tests.bench_streams import Plan
 from tests.bench_watch import ProcessGroup
 from worker.dev.embedded import EmbeddedRedis, EmbeddedStore
-from worker.ingest.store import ensure_indexes
-from worker.mongo import connect
 from worker.settings import Settings
+from worker.store.client import connect
+from worker.store.collections import ensure_indexes
 
 DEFAULTS = Settings.model_fields
 JOBS = 20

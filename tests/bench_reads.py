@@ -36,7 +36,7 @@ from typing import Any
 
 from pymongo.database import Database
 
-from worker.ingest.history import Delivery
+from worker.contract.delivery import Delivery
 from worker.ingest.processor import process_batch
 from worker.read.query import plan_list
 from worker.read.reads import Scope, list_items, stat_items
@@ -101,7 +101,7 @@ def seed(db: Database, tasks: int, jobs: int, seed_value: int = 1,
     now = datetime.now(UTC)
     for offset in range(0, len(messages), BATCH):
         chunk = messages[offset:offset + BATCH]
-        deliveries = [Delivery(uuid.uuid4().hex, name, [], kwargs, now) for name, kwargs in chunk]
+        deliveries = [Delivery(uuid.uuid4().hex, name, now, kwargs=kwargs) for name, kwargs in chunk]
         process_batch(db, deliveries, f"seed-{offset}", max_events=1_000)
         if progress and (offset // BATCH) % 50 == 0:
             progress(f"seeded {offset + len(chunk):,} of {len(messages):,} events")

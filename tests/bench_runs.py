@@ -30,16 +30,16 @@ from tests.bench_streams import Expected, Message, Plan, split
 from tests.bench_watch import Backlog, ProcessGroup, cpu_shares
 from tests.harness import ROOT, WorkerProcess
 from worker.client import JobTaskEvents
-from worker.contract import lifecycle
+from worker.contract import lifecycle, outcomes
 from worker.dev.embedded import child_env
-from worker.ingest.store import DEAD_LETTERS, EVENTS, JOB_TASKS, ensure_indexes
-from worker.mongo import connect
+from worker.store.client import connect
+from worker.store.collections import DEAD_LETTERS, HISTORY, JOB_TASKS, ensure_indexes
 
 NOOP_TASK = "bench.noop"  # the task of tests.bench_noop
 POLL_INTERVAL = 0.02
 PUBLISH_BATCH = 500
 TERMINAL = sorted(lifecycle.TERMINAL_STATUSES)
-UNSETTLED = (lifecycle.PARKED, lifecycle.CONFLICT, lifecycle.REJECTED)
+UNSETTLED = (outcomes.PARKED, outcomes.CONFLICT, outcomes.REJECTED)
 
 
 def progress(message: str) -> None:
@@ -196,22 +196,22 @@ def verify(db, expected: dict[str, Expected], events: int, declared: dict[str, i
     stored = {doc["job_task_id"]: Expected(doc.get("status"), doc.get("created_count"), doc.get("job_id"))
               for doc in db[JOB_TASKS].find({}, fields)}
     wrong = [task for task, end in expected.items() if stored.get(task) != end]
-    outcomes = {row["_id"]: row["count"]
-                for row in db[EVENTS].aggregate([{"$group": {"_id": "$outcome", "count": {"$sum": 1}}}])}
-    once = {lifecycle.APPLIED, lifecycle.IGNORED}
-    distinct = next(db[EVENTS].aggregate([
+    by_outcome = {row["_id"]: row["count"]
+                for row in db[HISTORY].aggregate([{"$group": {"_id": "$outcome", "count": {"$sum": 1}}}])}
+    once = {outcomes.APPLIED, outcomes.IGNORED}
+    distinct = next(db[HISTORY].aggregate([
         {"$match": {"outcome": {"$in": sorted(once)}}},
         {"$group": {"_id": {"t": "$job_task_id", "e": "$event_id"}}},
         {"$count": "events"},
     ]), {}).get("events", 0)
-    accepted_once = sum(outcomes.get(kind, 0) for kind in once)
-    parked_first = db[EVENTS].count_documents({"resolved_by_batch": {"$exists": True}})
+    accepted_once = sum(by_outcome.get(kind, 0) for kind in once)
+    parked_first = db[HISTORY].count_documents({"resolved_by_batch": {"$exists": True}})
     dead = db[DEAD_LETTERS].count_documents({})
     correct = (not wrong and len(stored) == len(expected) and dead == 0 and accepted_once == distinct == events
-               and not any(outcomes.get(kind) for kind in UNSETTLED))
+               and not any(by_outcome.get(kind) for kind in UNSETTLED))
     parts = [
         f"{len(expected) - len(wrong):,}/{len(expected):,} tasks as sent",
-        "history " + ", ".join(f"{kind} {count:,}" for kind, count in sorted(outcomes.items()))
+        "history " + ", ".join(f"{kind} {count:,}" for kind, count in sorted(by_outcome.items()))
         + f" ({parked_first:,} parked first)",
         f"{distinct:,}/{events:,} events accepted once",
         f"{dead} dead letters",
@@ -224,7 +224,7 @@ def verify(db, expected: dict[str, Expected], events: int, declared: dict[str, i
     if wrong:
         parts.append("e.g. " + ", ".join(f"{t}: {stored.get(t)} != {tuple(expected[t])}" if t in expected
                                          else t for t in wrong[:2]))
-    return Check(correct, "; ".join(parts), outcomes)
+    return Check(correct, "; ".join(parts), by_outcome)
 
 
 def wrong_jobs_of(db, expected: dict[str, Expected], declared: dict[str, int]) -> list[str]:

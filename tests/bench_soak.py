@@ -38,7 +38,7 @@ from tests.bench_runs import (
 from tests.bench_streams import INTERLEAVED_EVENTS_PER_TASK, soak_blocks, soak_chunk
 from tests.bench_watch import Backlog, cpu_shares
 from worker.client import JobTaskEvents
-from worker.ingest.store import JOB_TASKS, ensure_indexes
+from worker.store.collections import JOB_TASKS, ensure_indexes
 
 GROWTH_LIMIT = 0.10
 SAMPLE_INTERVAL = 1.0

@@ -12,8 +12,8 @@ import pytest
 from tests.browser import browser_missing, chromium
 from tests.harness import Pipeline
 from worker.dev.embedded import EmbeddedRedis, EmbeddedStore
-from worker.ingest.store import ensure_indexes
-from worker.mongo import connect
+from worker.store.client import connect
+from worker.store.collections import ensure_indexes
 
 
 def pytest_report_header(config):

@@ -22,8 +22,8 @@ from pathlib import Path
 import redis
 
 from worker.client import JobTaskEvents
-from worker.ingest.store import ensure_indexes
-from worker.mongo import connect
+from worker.store.client import connect
+from worker.store.collections import DEAD_LETTERS, HISTORY, LOG, ensure_indexes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -167,21 +167,21 @@ class Pipeline:
     # -- reading --------------------------------------------------------------------
 
     def task(self, job_task_id: str) -> dict | None:
-        from worker.ingest.store import stored_task  # noqa: PLC0415
+        from worker.store.tasks import stored_task  # noqa: PLC0415
 
         return stored_task(self.db, job_task_id)
 
     def logged_event_ids(self, job_task_id: str) -> Counter:
         """How often each event_id stands in the task's log (once, or the store doubled it)."""
         prefix = len(job_task_id) + 1
-        entries = self.db.job_task_log.find({"t": job_task_id}, {"ev.i": 1})
+        entries = self.db[LOG].find({"t": job_task_id}, {"ev.i": 1})
         return Counter(item["i"][prefix:] for entry in entries for item in entry["ev"])
 
     def history(self, **query) -> list[dict]:
-        return list(self.db.job_task_events.find(query))
+        return list(self.db[HISTORY].find(query))
 
     def dead_letters(self, **query) -> list[dict]:
-        return list(self.db.job_task_dead_letters.find(query))
+        return list(self.db[DEAD_LETTERS].find(query))
 
     def close(self) -> None:
         for worker in self.workers:

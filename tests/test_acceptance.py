@@ -8,16 +8,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.lifecycle_data import deliveries, parsed, task_events
-from worker.contract import lifecycle
+from worker.contract import lifecycle, outcomes
 from worker.contract.acceptance import (
     Candidate,
     Identity,
     StoredTask,
     admit,
     duplicate_outcome,
-    joined_outcome,
 )
 from worker.contract.events import Created, Progressed, Started, Succeeded
+from worker.contract.lifecycle import joined_outcome
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 COMMON = {"domain_id": "domain-a", "job_task_id": "job-task-1"}
@@ -42,7 +42,7 @@ def test_a_created_founds_the_task_for_the_events_beside_it():
               candidate(Progressed(event_id="p1", created_count_delta=4, **{**COMMON, "domain_id": "other"}), 3)]
     admission = admit(StoredTask(), events, max_events=10)
     assert admission.joined == [0, 1] and admission.held == []
-    assert admission.refused[2].kind == lifecycle.REJECTED
+    assert admission.refused[2].kind == outcomes.REJECTED
     assert admission.founding == events[1].event
     assert admission.after.events == 2 and admission.after.identity.domain_id == "domain-a"
 
@@ -50,7 +50,7 @@ def test_a_created_founds_the_task_for_the_events_beside_it():
 def test_a_created_with_other_identity_is_a_conflict():
     stored = StoredTask(Identity.of(created()), lifecycle.EMPTY, 1)
     admission = admit(stored, [candidate(created("c2", job_id="job-2"))], max_events=10)
-    assert admission.refused[0].kind == lifecycle.CONFLICT
+    assert admission.refused[0].kind == outcomes.CONFLICT
 
 
 def test_events_past_the_limit_are_refused_with_their_own_reason():
@@ -65,14 +65,14 @@ def test_events_past_the_limit_are_refused_with_their_own_reason():
 def test_a_terminal_event_beaten_by_an_earlier_one_is_ignored():
     early, late = Succeeded(event_id="t1", **COMMON), Succeeded(event_id="t2", **COMMON)
     admission = admit(StoredTask(Identity.of(created())), [candidate(late, 9), candidate(early, 5)], 10)
-    assert joined_outcome(late, admission.after.summary).kind == lifecycle.IGNORED
-    assert joined_outcome(early, admission.after.summary).kind == lifecycle.APPLIED
+    assert joined_outcome(late, admission.after.summary).kind == outcomes.IGNORED
+    assert joined_outcome(early, admission.after.summary).kind == outcomes.APPLIED
 
 
 def test_an_event_logged_before_is_told_by_its_message_and_content():
-    assert duplicate_outcome("f", "m1", "f", "m1").kind == lifecycle.APPLIED
-    assert duplicate_outcome("f", "m2", "f", "m1").kind == lifecycle.DUPLICATE
-    assert duplicate_outcome("g", "m2", "f", "m1").kind == lifecycle.CONFLICT
+    assert duplicate_outcome("f", "m1", "f", "m1").kind == outcomes.APPLIED
+    assert duplicate_outcome("f", "m2", "f", "m1").kind == outcomes.DUPLICATE
+    assert duplicate_outcome("g", "m2", "f", "m1").kind == outcomes.CONFLICT
 
 
 @settings(max_examples=200, deadline=None)

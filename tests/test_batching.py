@@ -6,6 +6,7 @@ import json
 
 from kombu.message import Message
 
+from worker.contract.delivery import MAX_MESSAGE_ID, MESSAGE, bounded_message_id
 from worker.ingest.batching import Held
 from worker.ingest.intake import held_message
 from worker.ingest.waiting import WaitingLine
@@ -117,9 +118,17 @@ def message(body, content_type="application/json", **headers) -> Message:
 def test_an_event_message_is_read_without_a_celery_request():
     kwargs = {"job_task_id": "job-task-1", "event_id": "e1"}
     held = held_message(message([[], kwargs, {}], id="m-1", task="job_task.started"))
-    message_id, task_name, args, read_kwargs, _received_at, refusal = held.delivery
-    assert (message_id, task_name, args, read_kwargs, refusal) == ("m-1", "job_task.started", [], kwargs, None)
-    assert held.group == "job-task-1"
+    delivery = held.delivery
+    assert (delivery.message_id, delivery.task_name, delivery.args, delivery.kwargs, delivery.refusal) == (
+        "m-1", "job_task.started", [], kwargs, None)
+    assert delivery.source == MESSAGE and held.group == "job-task-1"
+
+
+def test_a_long_message_id_is_bounded_where_it_enters():
+    long_id = "m-" + "x" * 300
+    held = held_message(message([[], {"job_task_id": "job-task-1"}, {}], id=long_id, task="job_task.started"))
+    assert held.delivery.message_id == bounded_message_id(long_id)
+    assert held.delivery.message_id.startswith("sha256:") and len(held.delivery.message_id) <= MAX_MESSAGE_ID
 
 
 def test_a_message_without_a_job_task_id_is_a_group_of_its_own():
@@ -138,21 +147,23 @@ def test_a_created_names_its_job_and_a_jobs_event_is_grouped_under_it():
 
 def test_an_unknown_task_name_is_read_like_any_other_and_refused_later():
     held = held_message(message([[], {"job_task_id": "j"}, {}], id="m-3", task="job_task.exploded"))
-    assert held.delivery[1] == "job_task.exploded" and held.delivery[5] is None
+    assert held.delivery.task_name == "job_task.exploded" and held.delivery.refusal is None
 
 
 def test_a_protocol_1_message_is_read():
     body = {"task": "job_task.started", "id": "m-4", "args": [], "kwargs": {"job_task_id": "j"}}
     held = held_message(message(body))
-    assert held.delivery[:4] == ("m-4", "job_task.started", [], {"job_task_id": "j"})
+    delivery = held.delivery
+    assert (delivery.message_id, delivery.task_name, delivery.args, delivery.kwargs) == (
+        "m-4", "job_task.started", [], {"job_task_id": "j"})
 
 
 def test_what_cannot_be_read_is_refused_with_its_reason():
     pickled = held_message(message(b"\x80\x04K\x01.", "application/x-python-serialize",
                                    id="m-5", task="job_task.started"))
-    assert "pickle" in pickled.delivery[5] and pickled.delivery[0] == "m-5"
+    assert "pickle" in pickled.delivery.refusal and pickled.delivery.message_id == "m-5"
     not_a_task = held_message(message({"hello": "world"}))
-    assert "not a Celery task message" in not_a_task.delivery[5]
-    assert not_a_task.delivery[0] == "tag-1"
+    assert "not a Celery task message" in not_a_task.delivery.refusal
+    assert not_a_task.delivery.message_id == "tag-1"
     broken = held_message(message(b"{not json", task="job_task.started", id="m-6"))
-    assert broken.delivery[5].startswith("message could not be decoded")
+    assert broken.delivery.refusal.startswith("message could not be decoded")

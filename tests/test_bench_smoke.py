@@ -17,8 +17,8 @@ from tests import bench, bench_reads, bench_streams
 from tests.bench_runs import Services, measure_update_one, run_noop, run_pipeline, verify
 from tests.bench_soak import quarter_peaks, run_soak, soak_table
 from tests.bench_streams import Expected
-from worker.contract import lifecycle
-from worker.ingest.store import DEAD_LETTERS, EVENTS, JOB_TASKS
+from worker.contract import lifecycle, outcomes
+from worker.store.collections import DEAD_LETTERS, HISTORY, JOB_TASKS
 
 TERMINAL_KINDS = {"succeeded": lifecycle.SUCCESS, "failed": lifecycle.FAILURE, "canceled": lifecycle.CANCELED}
 
@@ -149,7 +149,7 @@ def test_each_stream_through_the_worker_is_correct(services, key):
 
     assert run.check.correct, run.check.summary
     assert run.check.summary.startswith(f"{plan.tasks}/{plan.tasks} tasks as sent")
-    assert run.check.outcomes.get(lifecycle.APPLIED) == plan.events
+    assert run.check.outcomes.get(outcomes.APPLIED) == plan.events
     assert run.rate > 0 and run.rss[0] > 0 and run.rss[1] == 3  # main process and 2 pool processes
     assert set(run.drain.cpu) == {"main", "pool"}
 
@@ -187,24 +187,24 @@ def test_check_catches_a_wrong_task_an_event_applied_twice_and_leftovers(mongo_d
         {"job_task_id": "t1", "status": lifecycle.SUCCESS, "created_count": 5, "job_id": "j1"},
         {"job_task_id": "t2", "status": lifecycle.FAILURE, "created_count": 0, "job_id": "j1"},
     ])
-    history = [{"_id": f"m{n}", "job_task_id": f"t{n % 2 + 1}", "event_id": f"e{n}", "outcome": lifecycle.APPLIED}
+    history = [{"_id": f"m{n}", "job_task_id": f"t{n % 2 + 1}", "event_id": f"e{n}", "outcome": outcomes.APPLIED}
                for n in range(4)]
-    history.append({"_id": "m0-again", "job_task_id": "t1", "event_id": "e0", "outcome": lifecycle.DUPLICATE})
-    mongo_db[EVENTS].insert_many(history)
+    history.append({"_id": "m0-again", "job_task_id": "t1", "event_id": "e0", "outcome": outcomes.DUPLICATE})
+    mongo_db[HISTORY].insert_many(history)
     right = verify(mongo_db, expected, 4)
     assert right.correct and right.outcomes == {"applied": 4, "duplicate": 1}, right.summary
 
-    mongo_db[EVENTS].insert_one({"_id": "m0-twice", "job_task_id": "t1", "event_id": "e0",
-                                 "outcome": lifecycle.APPLIED})
+    mongo_db[HISTORY].insert_one({"_id": "m0-twice", "job_task_id": "t1", "event_id": "e0",
+                                 "outcome": outcomes.APPLIED})
     assert not verify(mongo_db, expected, 4).correct, "an event applied twice"
-    mongo_db[EVENTS].delete_one({"_id": "m0-twice"})
+    mongo_db[HISTORY].delete_one({"_id": "m0-twice"})
     mongo_db[JOB_TASKS].update_one({"job_task_id": "t2"}, {"$set": {"created_count": 1}})
     wrong = verify(mongo_db, expected, 4)
     assert not wrong.correct and "1/2 tasks as sent" in wrong.summary
     mongo_db[JOB_TASKS].update_one({"job_task_id": "t2"}, {"$set": {"created_count": 0}})
-    mongo_db[EVENTS].insert_one({"_id": "m9", "job_task_id": "t3", "event_id": "e9", "outcome": lifecycle.PARKED})
+    mongo_db[HISTORY].insert_one({"_id": "m9", "job_task_id": "t3", "event_id": "e9", "outcome": outcomes.PARKED})
     assert not verify(mongo_db, expected, 4).correct, "an event left parked"
-    mongo_db[EVENTS].delete_one({"_id": "m9"})
+    mongo_db[HISTORY].delete_one({"_id": "m9"})
     mongo_db[DEAD_LETTERS].insert_one({"_id": "m10", "reason": "bench"})
     assert not verify(mongo_db, expected, 4).correct, "a dead letter"
 

@@ -22,6 +22,7 @@ from tests.harness import cut_broker_connections, wait_for
 from tests.lifecycle_data import at, expected_task
 from tests.test_faults import stream
 from worker.settings import SettingsError, load_settings
+from worker.store.collections import HISTORY
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +70,7 @@ def assert_exact(pipeline, events, once_applied: bool = True) -> None:
 
 
 def applied_so_far(pipeline) -> int:
-    return pipeline.db.job_task_events.count_documents({"outcome": "applied"})
+    return pipeline.db[HISTORY].count_documents({"outcome": "applied"})
 
 
 def connections(worker) -> int:

@@ -20,6 +20,7 @@ import pytest
 
 from tests.harness import wait_for
 from tests.lifecycle_data import at, expected_task, interleaved
+from worker.store.collections import HISTORY
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +68,7 @@ def assert_exact(pipeline, events):
 
 
 def applied_so_far(pipeline) -> int:
-    return pipeline.db.job_task_events.count_documents({"outcome": "applied"})
+    return pipeline.db[HISTORY].count_documents({"outcome": "applied"})
 
 
 def test_two_workers_on_one_queue_end_in_the_rules_state(pipeline_factory):

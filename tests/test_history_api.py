@@ -10,8 +10,6 @@ from __future__ import annotations
 import pytest
 
 from tests.readside import TOKENS, ReadClient, api_settings
-from worker.contract.history_keys import HISTORY_COLLECTION
-from worker.ingest.store import EVENTS
 
 TASK = "job-task-hist01"
 COMMON = {"domain_id": "domain-a", "job_task_id": TASK}
@@ -130,7 +128,3 @@ def test_history_is_in_the_openapi_document(pipeline, broker_url):
     delivery = schemas["DeliveryInfo"]["properties"]
     assert {"type", "event_id", "occurred_at", "received_at", "outcome", "reason", "message_id"} <= set(delivery)
     assert "404" in operation["responses"]
-
-
-def test_the_history_collection_is_named_once():
-    assert HISTORY_COLLECTION == EVENTS

@@ -17,7 +17,7 @@ import pytest
 from tests.harness import wait_for
 from tests.lifecycle_data import at, interleaved
 from worker.contract.lifecycle import STATUSES, TERMINAL_STATUSES
-from worker.ingest.jobs import stored_job
+from worker.store.jobs import stored_job
 
 DOMAIN = "domain-a"
 

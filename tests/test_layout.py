@@ -14,22 +14,26 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# The foundation every layer may use: settings and the store's client.
-BASE = {"worker.settings", "worker.mongo"}
+# The foundation every layer may use: the settings.
+BASE = {"worker.settings"}
 # package -> the packages (besides itself and BASE) its modules may import.
 LAYERS = {
     "worker.contract": set(),
+    # Every collection, its documents and indexes: the one place that speaks to the store.
+    "worker.store": {"worker.contract"},
     # Metrics, task events and log lines: the ingest path and the API report through it.
-    "worker.observe": {"worker.contract"},
-    "worker.ingest": {"worker.contract", "worker.observe"},
-    "worker.read": {"worker.contract"},
+    "worker.observe": {"worker.contract", "worker.store"},
+    "worker.ingest": {"worker.contract", "worker.observe", "worker.store"},
+    "worker.read": {"worker.contract", "worker.store"},
+    # A Job's cancel: checked against what the caller may read; sent by the face.
+    "worker.commands": {"worker.read", "worker.contract"},
     # The API sends a job's cancel through the producer SDK.
-    "worker.api": {"worker.read", "worker.contract", "worker.client", "worker.observe"},
-    # replay of a dead letter: its collections (ingest) and the producer SDK.
-    "worker.cli": {"worker.read", "worker.ingest", "worker.contract", "worker.client"},
+    "worker.api": {"worker.commands", "worker.read", "worker.contract", "worker.client", "worker.observe",
+                   "worker.store"},
+    # replay of a dead letter: the producer SDK.
+    "worker.cli": {"worker.commands", "worker.read", "worker.store", "worker.contract", "worker.client"},
     "worker.client": {"worker.contract"},
     "worker.settings": set(),
-    "worker.mongo": set(),
 }
 ANYTHING = {"worker.dev", "worker.celery", "worker.__main__", "worker", "tasks"}
 

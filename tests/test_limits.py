@@ -8,8 +8,9 @@ import bson
 
 from worker.contract.events import Created
 from worker.contract.lifecycle import Summary, Terminal
-from worker.ingest.store import MAX_ENTRY_BYTES, LogEntry, LoggedEvent, founding_fields
 from worker.settings import Settings
+from worker.store.log import MAX_ENTRY_BYTES, LogEntry, LoggedEvent
+from worker.store.tasks import founding_fields
 
 MONGODB_DOCUMENT_LIMIT = 16 * 1024 * 1024
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -123,12 +124,13 @@ def test_task_events_follow_the_dispatchers_groups():
     """JOBTASK_TASK_EVENTS=false leaves Celery's dispatcher with the worker group only: nothing is sent."""
     from types import SimpleNamespace
 
+    from worker.contract.delivery import Delivery
     from worker.observe import task_events
 
     sent = []
     on = SimpleNamespace(enabled=True, groups=set(), send=lambda kind, **fields: sent.append(kind))
     off = SimpleNamespace(enabled=True, groups={"worker"}, send=lambda kind, **fields: sent.append(kind))
-    delivery = ("m1", "job_task.started", [], {"job_task_id": "t"}, None, None)
+    delivery = Delivery("m1", "job_task.started", datetime.now(UTC), kwargs={"job_task_id": "t"})
     task_events.batch_sent(off, [delivery])
     task_events.batch_sent(None, [delivery])
     assert sent == []

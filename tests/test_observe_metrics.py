@@ -15,11 +15,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.readside import TOKENS, api_settings
-from worker.contract import lifecycle
+from worker.contract import lifecycle, outcomes
+from worker.contract.acceptance import task_over_limit
+from worker.contract.delivery import Delivery
+from worker.contract.events import parse_event
 from worker.dev.embedded import free_port
-from worker.ingest import jobs, store
 from worker.observe import gauges
-from worker.observe.report import MessageOutcome, dead_letter_reason, message_outcome
+from worker.observe.report import message_outcome
+from worker.store.collections import JOB_TASKS
 
 DOMAIN = "domain-metrics"
 
@@ -157,21 +160,16 @@ def test_store_gauges_read_at_most_once_per_max_age(mongo_db):
         reads.append(1)
         return mongo_db
 
-    mongo_db[gauges.TASKS_COLLECTION].insert_many([{"status": "SUCCESS"}, {"status": "SUCCESS"},
+    mongo_db[JOB_TASKS].insert_many([{"status": "SUCCESS"}, {"status": "SUCCESS"},
                                                    {"status": "FAILURE"}])
     collector = gauges.StoreGauges(db, max_age=3600)
     first = {(f.name, s.labels["status"]): s.value for f in collector.collect() for s in f.samples}
-    mongo_db[gauges.TASKS_COLLECTION].insert_one({"status": "SUCCESS"})
+    mongo_db[JOB_TASKS].insert_one({"status": "SUCCESS"})
     second = {(f.name, s.labels["status"]): s.value for f in collector.collect() for s in f.samples}
     assert first[("jobtask_tasks", "SUCCESS")] == 2 and first[("jobtask_tasks", "FAILURE")] == 1
     assert first[("jobtask_tasks", "PENDING")] == 0 and first[("jobtask_jobs", "PENDING")] == 0
     assert second == first  # cached: the new task shows at the next read
     assert len(reads) == 2  # one read per collection
-
-
-def test_gauges_read_the_collections_the_worker_writes():
-    assert gauges.TASKS_COLLECTION == store.JOB_TASKS
-    assert gauges.JOBS_COLLECTION == jobs.JOBS
 
 
 def test_api_serves_its_request_metrics_by_route_template(store_url, broker_url, mongo_db):
@@ -206,27 +204,34 @@ def test_api_serves_its_request_metrics_by_route_template(store_url, broker_url,
     assert "/metrics" not in client.get("/openapi.json").json()["paths"]
 
 
-@pytest.mark.parametrize("reason, label", [
-    ("unknown event type 'job_task.x'", "unknown_type"),
-    ("message could not be decoded (application/x-python): no", "undecodable"),
-    ("internal error: KeyError: 'x'", "internal"),
-    ("domain_id does not match the job task's", "other_domain"),
-    ("the job task has reached its limit of 10 events (JOBTASK_MAX_EVENTS_PER_TASK)", "limit"),
-    ("created_count_delta: Input should be greater than or equal to 0", "invalid"),
+@pytest.mark.parametrize("outcome, label", [
+    (outcomes.invalid("unknown event type 'job_task.x'", parse_event("job_task.x", [], {}).code), "unknown_type"),
+    (outcomes.invalid("message could not be decoded (application/x-python): no", outcomes.UNDECODABLE),
+     "undecodable"),
+    (outcomes.internal_error(KeyError("x")), "internal"),
+    (outcomes.OTHER_TASK_DOMAIN, "other_domain"),
+    (outcomes.OTHER_JOB_DOMAIN, "other_domain"),
+    (task_over_limit(10), "limit"),
+    (outcomes.NOT_DERIVED, "jobs_off"),
+    (outcomes.invalid(parse_event("job_task.progressed", [], {"created_count_delta": -1}).reason), "invalid"),
+    (outcomes.OTHER_CONTENT, "conflict"),
 ])
-def test_dead_letter_reasons_are_a_few_labels(reason, label):
-    assert dead_letter_reason(MessageOutcome("m", "job_task.progressed", "rejected", reason)) == label
-    assert dead_letter_reason(MessageOutcome("m", "job_task.created", "conflict", reason)) == "conflict"
+def test_dead_letter_codes_are_a_few_labels(outcome, label):
+    assert outcome.dead_letter and outcome.dead_letter_code == label
+    assert label in outcomes.DEAD_LETTER_CODES
+    reported = message_outcome(Delivery("m", "job_task.progressed", datetime.now(UTC)), outcome, datetime.now(UTC))
+    assert reported.dead_letter_code == label
 
 
 def test_lag_is_measured_for_applied_events_only():
     received = datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
     processed = datetime(2026, 1, 1, 0, 2, tzinfo=UTC)
     kwargs = {"event_id": "e1", "job_task_id": "t1", "occurred_at": "2026-01-01T00:00:00Z"}
-    applied = message_outcome("m1", "job_task.started", kwargs, received, lifecycle.Outcome("applied"), processed)
+    applied = message_outcome(Delivery("m1", "job_task.started", received, kwargs=kwargs),
+                              outcomes.Outcome("applied"), processed)
     assert (applied.lag_seconds, applied.event_id, applied.job_task_id) == (120.0, "e1", "t1")
-    no_time = message_outcome("m2", "job_task.started", {}, received, lifecycle.Outcome("applied"), processed)
+    no_time = message_outcome(Delivery("m2", "job_task.started", received), outcomes.Outcome("applied"), processed)
     assert no_time.lag_seconds == 60.0  # the worker's default occurred_at: the receive time
-    duplicate = message_outcome("m3", "job_task.started", kwargs, received,
-                                lifecycle.Outcome("duplicate", "event_id already applied"), processed)
+    duplicate = message_outcome(Delivery("m3", "job_task.started", received, kwargs=kwargs),
+                                outcomes.ALREADY_APPLIED, processed)
     assert duplicate.lag_seconds is None and duplicate.reason == "event_id already applied"

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from worker.contract.errors import CodedError
 from worker.read.conditions import build_condition, parse_timediff
-from worker.read.errors import ReadError
 from worker.read.fields import field_ref
 from worker.read.query import (
     Scope,
@@ -37,7 +37,7 @@ def cond(k, v, o):
 
 
 def code_of(call) -> str:
-    with pytest.raises(ReadError) as caught:
+    with pytest.raises(CodedError) as caught:
         call()
     return caught.value.code
 

@@ -1,7 +1,7 @@
 """Properties of the query translation: any body is a safe plan or a coded error.
 
 Hypothesis builds near-valid and hostile queries; whatever comes out is either
-a ``ReadError`` with a SpaceONE code and status 400, or a plan with the
+a ``CodedError`` with a SpaceONE code and status 400, or a plan with the
 caller's scope on top whose every MongoDB operator is one of ours, whose
 field references are checked paths (no ``$$`` variables, no internal fields).
 """
@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.read.errors import ReadError
+from worker.api.errors import http_status
+from worker.contract.errors import CodedError
 from worker.read.query import Scope, plan_list
 from worker.read.resource import JOB_TASK
 from worker.read.stat_query import plan_stat
@@ -201,8 +202,8 @@ def test_any_list_query_is_a_scoped_whitelisted_plan_or_a_coded_error(query, sco
     query = {key: value for key, value in query.items() if key not in ("aggregate", "distinct")}
     try:
         plan = plan_list(JOB_TASK, {"query": query}, scope, 100, NOW)
-    except ReadError as error:
-        assert error.code.startswith("ERROR_") and error.http_status == 400
+    except CodedError as error:
+        assert error.code.startswith("ERROR_") and http_status(error) == 400
         return
     assert_scoped(plan.filter, scope)
     assert operator_keys(plan.filter) <= ALLOWED_OPERATORS
@@ -218,8 +219,8 @@ def test_any_stat_query_is_a_scoped_whitelisted_pipeline_or_a_coded_error(query,
     }
     try:
         plan = plan_stat(JOB_TASK, {"query": query}, scope, 100, NOW)
-    except ReadError as error:
-        assert error.code.startswith("ERROR_") and error.http_status == 400
+    except CodedError as error:
+        assert error.code.startswith("ERROR_") and http_status(error) == 400
         return
     assert_scoped(plan.match, scope)
     assert operator_keys(plan.match) | operator_keys(plan.stages) <= ALLOWED_OPERATORS

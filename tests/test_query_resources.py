@@ -16,7 +16,7 @@ import pytest
 
 from tests.readside import ReadClient, api_settings
 from worker.cli import jobtask as cli
-from worker.read.errors import ReadError
+from worker.contract.errors import CodedError
 from worker.read.language import FILTER_OPERATORS, GROUP_OPERATORS, PROJECT_OPERATORS
 from worker.read.models import STAGES
 from worker.read.query import Scope, plan_get, plan_list
@@ -26,8 +26,8 @@ from worker.read.stat_query import plan_stat
 NOW = datetime(2024, 3, 14, 15, 9, 26, tzinfo=UTC)
 DOMAIN = Scope("domain-1")
 
-def error_of(call) -> ReadError:
-    with pytest.raises(ReadError) as caught:
+def error_of(call) -> CodedError:
+    with pytest.raises(CodedError) as caught:
         call()
     return caught.value
 

@@ -25,10 +25,10 @@ from tests.readside import (
     worker_dataset,
 )
 from worker.dev.embedded import free_port
-from worker.ingest.store import ensure_indexes
-from worker.mongo import connect
 from worker.read.query import Scope, plan_list
 from worker.read.resource import JOB_TASK
+from worker.store.client import connect
+from worker.store.collections import ensure_indexes
 
 WS1_VISIBLE = {"job-task-a01", "job-task-a02", "job-task-a03", "job-task-a06", "job-task-a07", "job-task-a08"}
 

@@ -14,7 +14,7 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
-from worker.ingest.retry import (
+from worker.store.retry import (
     Backoff,
     StoreUnavailable,
     WriteNotDurable,

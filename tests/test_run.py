@@ -23,8 +23,8 @@ from tests.harness import ROOT, wait_for
 from worker.client import JobTaskEvents
 from worker.dev.embedded import free_port
 from worker.dev.run import port_is_free
-from worker.ingest.store import stored_task
-from worker.mongo import connect
+from worker.store.client import connect
+from worker.store.tasks import stored_task
 
 BANNER_FIELDS = ("broker", "store", "api", "console", "token")
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from worker.read.errors import ReadError
+from worker.contract.errors import CodedError
 from worker.read.query import Scope
 from worker.read.resource import JOB_TASK
 from worker.read.stat_query import plan_stat
@@ -19,7 +19,7 @@ DOMAIN = Scope("domain-1")
 
 
 def code_of(call) -> str:
-    with pytest.raises(ReadError) as caught:
+    with pytest.raises(CodedError) as caught:
         call()
     return caught.value.code
 
@@ -33,7 +33,7 @@ def stat_plan(query, scope=DOMAIN, max_page_size=1000):
 
 def test_stat_needs_query_and_aggregate_or_distinct():
     assert code_of(lambda: plan_stat(JOB_TASK, {}, DOMAIN, 10, NOW)) == "ERROR_REQUIRED_PARAMETER"
-    with pytest.raises(ReadError) as caught:
+    with pytest.raises(CodedError) as caught:
         stat_plan({"filter": []})
     assert caught.value.code == "ERROR_REQUIRED_PARAMETER" and "key = aggregate" in caught.value.message
 

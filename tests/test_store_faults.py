@@ -22,7 +22,7 @@ import pytest
 from tests.harness import wait_for
 from tests.lifecycle_data import at, expected_task
 from tests.store_proxy import StoreProxy
-from worker.ingest import history
+from worker.store import history
 
 pytestmark = pytest.mark.slow
 
@@ -32,9 +32,9 @@ ROUND_TRIPS = [
     ("insert", "job_task_log"),             # the commit: one entry per task
     ("update", "job_tasks"),                # folding entries into task documents
     ("find", "job_task_log"),               # events logged before; catching up
-    ("insert", "job_task_events"),          # parked records, the history
-    ("find", "job_task_events"),            # events parked for a created
-    ("update", "job_task_events"),          # parked records resolved
+    ("insert", "job_task_history"),          # parked records, the history
+    ("find", "job_task_history"),            # events parked for a created
+    ("update", "job_task_history"),          # parked records resolved
     ("insert", "job_task_dead_letters"),    # refused messages
 ]
 WRITES = [trip for trip in ROUND_TRIPS if trip[0] in ("insert", "update")]
@@ -117,7 +117,7 @@ def test_held_events_reach_their_task_when_the_lookup_for_them_fails(proxied):
         pipeline.events.send_raw(name, kwargs)
     pipeline.wait_until_idle()
     assert pipeline.task(job_task_id) is None
-    proxy.arm("find", "job_task_events", "drop_request", times=2)  # past pymongo's own retry
+    proxy.arm("find", "job_task_history", "drop_request", times=2)  # past pymongo's own retry
     pipeline.events.send_raw(*created[0])
     pipeline.wait_until_idle()
     task = wait_for(lambda: pipeline.task(job_task_id))
@@ -143,7 +143,7 @@ def test_a_transient_error_inside_a_bulk_write_never_dead_letters_a_valid_event(
     pipeline, proxy = proxied
     job_task_id = "job-task-transient"
     _, created, _ = phases(job_task_id)
-    proxy.arm("insert", "job_task_events", "transient_error", times=3)
+    proxy.arm("insert", "job_task_history", "transient_error", times=3)
     pipeline.events.send_raw(*created[0])
     pipeline.wait_until_idle()
     assert pipeline.task(job_task_id)["status"] == "PENDING"

@@ -22,8 +22,8 @@ from tests.test_jobs import assert_job_is
 from worker.contract.events import JobTimedOut, TimedOut, parse_event, to_millis
 from worker.contract.lifecycle import CANCELED, FAILURE, IN_PROGRESS, PENDING, SUCCESS, TIMEOUT
 from worker.contract.sweep import Timeouts, is_overdue, is_stale, job_timed_out, task_timed_out
-from worker.ingest.jobs import stored_job
 from worker.ingest.sweep import sweep
+from worker.store.jobs import stored_job
 
 DOMAIN = "domain-a"
 SECOND = timedelta(seconds=1)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tests.lifecycle_data import deliveries, expected_task, parsed, task_events
 from worker.contract.lifecycle import fold
-from worker.ingest import history
+from worker.store import history
 
 
 @st.composite

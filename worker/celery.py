@@ -110,9 +110,9 @@ def _serve_metrics(sender=None, **_kwargs) -> None:
 @signals.worker_init.connect
 def _prepare_store(**_kwargs) -> None:
     """Check the store is reachable and create indexes before consuming."""
-    from worker.ingest.retry import Backoff, retry_transient  # noqa: PLC0415
-    from worker.ingest.store import ensure_indexes  # noqa: PLC0415
-    from worker.mongo import connect  # noqa: PLC0415
+    from worker.store.client import connect  # noqa: PLC0415
+    from worker.store.collections import ensure_indexes  # noqa: PLC0415
+    from worker.store.retry import Backoff, retry_transient  # noqa: PLC0415
 
     settings = get_settings()
     if not settings.mongo_url:

@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     store_timeout_ms: int = Field(default=5_000, ge=100)
     # Events one task accepts. Its document does not grow with them: each
     # batch's events go to the task's log, in one entry of at most batch_size
-    # events (worker.ingest.store.MAX_ENTRY_BYTES bounds it far below MongoDB's 16 MiB
+    # events (worker.store.tasks.MAX_ENTRY_BYTES bounds it far below MongoDB's 16 MiB
     # document limit). The limit stops a runaway producer from growing one
     # task's log and history without end.
     max_events_per_task: int = Field(default=1_000_000, ge=10)

@@ -17,7 +17,7 @@ from importlib import resources
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from worker.read.errors import ERROR_UNSUPPORTED_API
+from worker.contract.errors import ERROR_UNSUPPORTED_API
 
 LOGGER = logging.getLogger("jobtask.api")
 

@@ -26,20 +26,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from worker.contract.changes import JOB, JOB_TASK, KINDS, RESET, Change, entry_id_key, is_entry_id
+from worker.contract.changes import KINDS, RESET, Change, entry_id_key, is_entry_id
 from worker.read.query import Scope, in_scope
-from worker.read.reads import item_info
-from worker.read.resource import JOB as JOB_RESOURCE
-from worker.read.resource import JOB_TASK as JOB_TASK_RESOURCE
 from worker.settings import Settings
 
 # A stream's entries as redis-py returns them (its types say any reply).
@@ -52,8 +48,6 @@ BLOCK_MS = 5_000  # how long one XREAD waits for an entry
 RETRY_SECONDS = 0.5  # between attempts to reach a Redis that went away
 NO_ENTRY = "0-0"
 WATCH_CLIENT = "jobtask-api-watch"  # the name the API's connections carry in Redis's CLIENT LIST
-# How each kind's object is shaped exactly as its ``get`` returns it (field order, fields).
-SHAPES = {JOB_TASK: JOB_TASK_RESOURCE, JOB: JOB_RESOURCE}
 
 
 @dataclass(eq=False)  # each watcher is itself: kept in a set by identity
@@ -166,13 +160,13 @@ class ChangeHub:
         )
 
     async def replay(self, after: str, until: str) -> AsyncIterator[Change]:
-        """The entries after ``after`` up to ``until``, oldest first, shaped."""
+        """The entries after ``after`` up to ``until``, oldest first."""
         while entry_id_key(after) < entry_id_key(until):
             entries = await self._redis().xrange(self.stream, f"({after}", until, count=READ_COUNT)
             if not entries:
                 return
             for entry_id, fields in cast(Entries, entries):
-                yield _shaped(Change.from_entry(entry_id, fields))
+                yield Change.from_entry(entry_id, fields)
             after = _text(entries[-1][0])
 
     # -- the reader ------------------------------------------------------------------------
@@ -225,7 +219,7 @@ class ChangeHub:
                 lost = False
             for _stream, entries in cast("list[tuple[bytes, Entries]]", answer or []):
                 for entry_id, fields in entries:
-                    change = _shaped(Change.from_entry(entry_id, fields))
+                    change = Change.from_entry(entry_id, fields)
                     self.position = change.entry_id
                     self._fan_out(change)
 
@@ -244,18 +238,6 @@ class ChangeHub:
         if self._client is not None:
             await self._client.aclose()
         self._reader = self._client = None
-
-
-def _shaped(change: Change) -> Change:
-    """A change whose data is its object exactly as ``get`` returns it."""
-    resource = SHAPES.get(change.kind)
-    if resource is None:
-        return change
-    try:
-        data = item_info(resource, json.loads(change.data))
-    except ValueError:
-        return replace(change, kind=RESET)  # unreadable: reload rather than guess
-    return replace(change, data=json.dumps(data, separators=(",", ":"), ensure_ascii=False))
 
 
 def _text(value) -> str:

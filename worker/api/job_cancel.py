@@ -1,6 +1,6 @@
 """``POST /cost-analysis/v1/job/cancel``: cancel a Job over HTTP.
 
-The rules are ``worker.read.cancel``'s (the CLI's too): 403 without the
+The rules are ``worker.commands.cancel``'s (the CLI's too): 403 without the
 ``cancel`` permission, a Job the caller may not read is not found, only an
 IN_PROGRESS Job is canceled. The ``job.canceled`` event goes through the
 producer SDK on the API's broker connection (``Connections.events``), to
@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from worker.api.models import Error, response_models
 from worker.api.requests import caller_scope, parse_body
-from worker.read.cancel import CancelJobRequest, cancel_job
+from worker.commands.cancel import CancelJobRequest, cancel_job
 from worker.read.resource import JOB
 from worker.settings import Settings
 

@@ -11,7 +11,7 @@ import hmac
 import json
 from typing import Any
 
-from worker.read.errors import ERROR_AUTHENTICATE_FAILURE, ERROR_INVALID_PARAMETER, ERROR_PERMISSION_DENIED
+from worker.contract.errors import ERROR_AUTHENTICATE_FAILURE, ERROR_INVALID_PARAMETER, ERROR_PERMISSION_DENIED
 from worker.read.reads import Scope
 from worker.settings import Settings
 

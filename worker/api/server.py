@@ -40,6 +40,7 @@ from pymongo.database import Database
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worker.api.console import add_console_routes
+from worker.api.errors import error_response
 from worker.api.history import add_history_route
 from worker.api.job_cancel import add_cancel_route
 from worker.api.models import Error, response_models
@@ -47,20 +48,20 @@ from worker.api.requests import caller_scope, parse_body
 from worker.api.scope import add_scope_route
 from worker.api.watch import add_watch_route
 from worker.client import JobTaskEvents
-from worker.mongo import connect
-from worker.observe.http import add_metrics
-from worker.observe.logs import use_format_for_api
-from worker.read.errors import (
+from worker.contract.errors import (
     ERROR_DB_UNAVAILABLE,
     ERROR_INVALID_PARAMETER,
     ERROR_UNKNOWN,
     ERROR_UNSUPPORTED_API,
-    ReadError,
+    CodedError,
 )
+from worker.observe.http import add_metrics
+from worker.observe.logs import use_format_for_api
 from worker.read.models import request_models
 from worker.read.reads import get_item, list_items, stat_items
 from worker.read.resource import JOB, JOB_TASK, Resource
 from worker.settings import Settings, get_settings
+from worker.store.client import connect
 
 LOGGER = logging.getLogger("jobtask.api")
 JOB_TASK_PREFIX = "/cost-analysis/v1/job-task"
@@ -119,10 +120,6 @@ class Connections:
             self._db.client.close()
         if self._broker is not None:
             self._broker.close()
-
-
-def error_response(error: ReadError) -> JSONResponse:
-    return JSONResponse({"detail": error.detail()}, status_code=error.http_status)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -253,8 +250,8 @@ def _openapi(app: FastAPI) -> dict:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ReadError)
-    async def coded(_request: Request, error: ReadError) -> JSONResponse:
+    @app.exception_handler(CodedError)
+    async def coded(_request: Request, error: CodedError) -> JSONResponse:
         return error_response(error)
 
     @app.exception_handler(RequestValidationError)

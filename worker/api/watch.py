@@ -27,9 +27,9 @@ from redis.exceptions import RedisError
 
 from worker.api.hub import ChangeHub, Start, Watcher
 from worker.contract.changes import RESET, Change, entry_id_key
+from worker.contract.errors import ERROR_INVALID_PARAMETER, ERROR_WATCH_UNAVAILABLE
 from worker.contract.jobs import JOB_STATUSES
 from worker.contract.lifecycle import STATUSES
-from worker.read.errors import ERROR_INVALID_PARAMETER, ERROR_WATCH_UNAVAILABLE
 from worker.settings import Settings
 
 WATCHED_STATUSES = tuple(dict.fromkeys((*STATUSES, *JOB_STATUSES)))

@@ -21,11 +21,11 @@ import json
 from datetime import UTC, datetime
 
 from worker.cli.output import connect_store, print_json, print_table
-from worker.ingest.store import DEAD_LETTERS
-from worker.read.errors import ERROR_NOT_FOUND, ReadError
+from worker.contract.errors import ERROR_NOT_FOUND, CodedError
 from worker.read.history import task_deliveries
 from worker.read.query import Scope
 from worker.settings import load_settings
+from worker.store import dead_letters
 
 HISTORY_COLUMNS = ("received_at", "kind", "event_id", "occurred_at", "outcome", "reason")
 LETTER_COLUMNS = ("dead_lettered_at", "_id", "task_name", "job_task_id", "outcome", "reason")
@@ -56,7 +56,7 @@ def _history(args: argparse.Namespace) -> int:
     db = _db(settings)
     try:
         records, _ = task_deliveries(db, Scope(args.domain), args.job_task_id, settings)
-    except ReadError as error:
+    except CodedError as error:
         if error.code != ERROR_NOT_FOUND.code:
             raise SystemExit(f"jobtask: {error.message}") from None
         records = []  # another domain's task is indistinguishable from none
@@ -69,7 +69,7 @@ def _dead_letters(args: argparse.Namespace) -> int:
     db = _db(settings)
     if args.replay:
         return _replay(db, settings, args.replay)
-    records = list(db[DEAD_LETTERS].find().sort("dead_lettered_at", -1).limit(max(1, args.limit)))
+    records = dead_letters.newest_dead_letters(db, args.limit)
     _show(records, LETTER_COLUMNS, args.json)
     return 0
 
@@ -77,7 +77,7 @@ def _dead_letters(args: argparse.Namespace) -> int:
 def _replay(db, settings, message_id: str) -> int:
     from worker.client import JobTaskEvents  # noqa: PLC0415 - only replay needs the broker
 
-    letter = db[DEAD_LETTERS].find_one({"_id": message_id})
+    letter = dead_letters.dead_letter(db, message_id)
     if letter is None:
         raise SystemExit(f"jobtask: no dead letter {message_id}")
     if letter.get("payload_truncated") or letter["outcome"] != "rejected":
@@ -89,10 +89,7 @@ def _replay(db, settings, message_id: str) -> int:
     events = JobTaskEvents(settings.broker_url, queue=settings.queue)
     new_id = events.send_raw(letter["task_name"], payload.get("kwargs", {}), payload.get("args", ()))
     events.close()
-    db[DEAD_LETTERS].update_one(
-        {"_id": message_id},
-        {"$set": {"replayed_at": datetime.now(UTC), "replayed_as": new_id}},
-    )
+    dead_letters.mark_replayed(db, message_id, new_id)
     print(f"replayed {message_id} as {new_id}")
     return 0
 

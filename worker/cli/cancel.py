@@ -1,6 +1,6 @@
 """``jobtask job cancel JOB_ID --domain D [--reason TEXT] [--json]``: cancel a Job from the shell.
 
-The same rules as ``POST /cost-analysis/v1/job/cancel`` (``worker.read.cancel``),
+The same rules as ``POST /cost-analysis/v1/job/cancel`` (``worker.commands.cancel``),
 for an operator who reaches the store (``JOBTASK_MONGO_URL``) and the broker
 (``JOBTASK_BROKER_URL``): the Job must exist in ``--domain`` and be
 IN_PROGRESS; a ``job.canceled`` goes to the worker's queue through the
@@ -14,8 +14,8 @@ import argparse
 
 from worker.cli.output import connect_store, print_record
 from worker.client import JobTaskEvents
-from worker.read.cancel import CANCEL, cancel_job
-from worker.read.errors import ERROR_BROKER_UNAVAILABLE, ERROR_DB_UNAVAILABLE
+from worker.commands.cancel import CANCEL, cancel_job
+from worker.contract.errors import ERROR_BROKER_UNAVAILABLE, ERROR_DB_UNAVAILABLE
 from worker.read.reads import Scope
 from worker.settings import load_settings
 

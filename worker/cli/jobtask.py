@@ -36,7 +36,7 @@ from typing import Any
 from worker.cli.audit import add_audit_commands
 from worker.cli.cancel import add_cancel_command
 from worker.cli.output import connect_store, print_json, print_record, print_table
-from worker.read.errors import ERROR_DB_UNAVAILABLE, ERROR_INVALID_PARAMETER, ReadError
+from worker.contract.errors import ERROR_DB_UNAVAILABLE, ERROR_INVALID_PARAMETER, CodedError
 from worker.read.reads import Scope, get_item, list_items, stat_items
 from worker.read.resource import JOB, JOB_TASK, Resource
 from worker.settings import load_settings
@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ReadError as error:
+    except CodedError as error:
         print(f"{error.code}: {error.message}", file=sys.stderr)
         return 1
 

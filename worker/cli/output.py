@@ -12,7 +12,7 @@ from worker.settings import Settings
 
 def connect_store(settings: Settings) -> Database:
     """The store of ``JOBTASK_MONGO_URL``; the caller checks that it is set and closes the client."""
-    from worker.mongo import connect  # noqa: PLC0415 - only commands that read need the driver
+    from worker.store.client import connect  # noqa: PLC0415 - only commands that read need the driver
 
     assert settings.mongo_url, "the caller says what to do when JOBTASK_MONGO_URL is unset"
 

@@ -13,7 +13,7 @@ there are. A batch brings candidate events for the task, in delivery order;
 Whether an event was already accepted earlier is not decided here: the
 store's event log refuses an event_id twice, and ``duplicate_outcome`` reads
 what it holds. ``joined_outcome`` tells an applied event from an ignored one
-once the joined events are merged.
+once the joined events are merged (``lifecycle.joined_outcome``).
 """
 
 from __future__ import annotations
@@ -23,34 +23,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from worker.contract.events import MAX_TASKS_PER_JOB, Created, Event, identity_fingerprint
-from worker.contract.lifecycle import (
-    APPLIED,
-    CONFLICT,
-    DUPLICATE,
-    EMPTY,
-    IGNORED,
-    REJECTED,
-    TERMINAL_STATUS_OF,
+from worker.contract.lifecycle import EMPTY, Summary, merge, summarize
+from worker.contract.outcomes import (
+    ALREADY_APPLIED,
+    APPLIED_NOW,
+    OTHER_CONTENT,
+    OTHER_IDENTITY,
+    OTHER_JOB_DOMAIN,
+    OTHER_TASK_DOMAIN,
+    REDELIVERED,
     Outcome,
-    Summary,
-    merge,
-    summarize,
+    over_limit,
 )
 
-OTHER_DOMAIN = Outcome(REJECTED, "domain_id does not match the job task's")
-OTHER_JOB_DOMAIN = Outcome(REJECTED, "job_id names a job of another domain")
-FULL_JOB = Outcome(REJECTED, f"the job has reached its limit of {MAX_TASKS_PER_JOB} tasks")
-OTHER_IDENTITY = Outcome(CONFLICT, "created again with different identity fields")
-OTHER_CONTENT = Outcome(CONFLICT, "event_id already applied with different content")
-ALREADY_APPLIED = Outcome(DUPLICATE, "event_id already applied")
-REDELIVERED = Outcome(DUPLICATE, "message already applied by an earlier delivery")
+FULL_JOB = over_limit("job", MAX_TASKS_PER_JOB, "tasks")
 
 
-def over_limit(max_events: int) -> Outcome:
-    return Outcome(
-        REJECTED,
-        f"the job task has reached its limit of {max_events} events (JOBTASK_MAX_EVENTS_PER_TASK)",
-    )
+def task_over_limit(max_events: int) -> Outcome:
+    return over_limit("job task", max_events, "events", "JOBTASK_MAX_EVENTS_PER_TASK")
 
 
 @dataclass(frozen=True)
@@ -111,9 +101,9 @@ def admit(state: StoredTask, candidates: Sequence[Candidate], max_events: int) -
         elif isinstance(event, Created) and identity_fingerprint(event) != identity.fingerprint:
             admission.refused[index] = OTHER_IDENTITY
         elif event.domain_id != identity.domain_id:
-            admission.refused[index] = OTHER_DOMAIN
+            admission.refused[index] = OTHER_TASK_DOMAIN
         elif events >= max_events:
-            admission.refused[index] = over_limit(max_events)
+            admission.refused[index] = task_over_limit(max_events)
         else:
             events += 1
             admission.joined.append(index)
@@ -122,15 +112,6 @@ def admit(state: StoredTask, candidates: Sequence[Candidate], max_events: int) -
             )
     admission.after = StoredTask(identity, merge(state.summary, admission.contribution), events)
     return admission
-
-
-def joined_outcome(event: Event, after: Summary) -> Outcome:
-    """A joined event is applied, unless it is a terminal event an earlier one beat."""
-    decided = after.terminal
-    if (isinstance(event, tuple(TERMINAL_STATUS_OF)) and decided is not None
-            and decided.event_id != event.event_id):
-        return Outcome(IGNORED, f"task already ended by {decided.event_id}")
-    return Outcome(APPLIED)
 
 
 def duplicate_outcome(fingerprint: str, message_id: str, logged_fingerprint: str,
@@ -146,7 +127,7 @@ def duplicate_outcome(fingerprint: str, message_id: str, logged_fingerprint: str
     if logged_fingerprint != fingerprint:
         return OTHER_CONTENT
     if logged_message_id == message_id and not recorded:
-        return Outcome(APPLIED)
+        return APPLIED_NOW
     if logged_message_id == message_id:
         return REDELIVERED
     return ALREADY_APPLIED

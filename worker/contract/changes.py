@@ -10,8 +10,9 @@ and Job it changed (``worker.ingest.feed``) to the stream
 - ``domain_id``, ``workspace_id``, ``resource_group``: for scoping, without
   decoding ``data``;
 - ``job_id``, ``status``: for the watch's filters;
-- ``data``: the object as ``get`` returns it, as JSON (public fields only,
-  absent values left out, timestamps like ``2022-07-17T16:00:08.266Z``).
+- ``data``: the object as ``get`` returns it, as JSON, shaped by the store
+  (``worker.store.documents``) like every answer of the read API; the watch
+  stream sends it on as it is.
 
 Nothing here does I/O.
 """
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 JOB_TASK = "job_task"
@@ -31,32 +31,8 @@ KINDS = (JOB_TASK, JOB)
 ROUTING_FIELDS = ("domain_id", "workspace_id", "resource_group", "job_id", "status")
 
 
-def timestamp_text(moment: datetime) -> str:
-    """A stored date as the read API returns it: UTC, milliseconds, ``Z``."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def public_fields(document: dict[str, Any]) -> dict[str, Any]:
-    """A stored document as readers see it: no internal (``_``) fields, no empty values."""
-    return {key: _plain(value) for key, value in document.items()
-            if not key.startswith("_") and value is not None}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return timestamp_text(value)
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
-
-
-def change_entry(kind: str, document: dict[str, Any]) -> dict[str, str]:
-    """The stream entry announcing ``document`` (a stored JobTask or Job) as it now is."""
-    public = public_fields(document)
+def change_entry(kind: str, public: dict[str, Any]) -> dict[str, str]:
+    """The stream entry announcing a JobTask or Job as it now is, ``public`` as ``get`` returns it."""
     entry = {"kind": kind}
     for name in ROUTING_FIELDS:
         value = public.get(name)

@@ -29,6 +29,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from worker.contract.outcomes import INVALID, UNKNOWN_TYPE
+
 TASK_PREFIX = "job_task."
 JOB_PREFIX = "job."
 # A Job's document keeps a few dozen bytes per task; this keeps it far below
@@ -239,6 +241,7 @@ class InvalidEvent:
 
     reason: str
     field: str | None = None
+    code: str = INVALID  # the dead letter's code (worker.contract.outcomes)
 
 
 def _describe(error: ErrorDetails) -> tuple[str, str | None]:
@@ -258,7 +261,7 @@ def parse_event(task_name: str, args: Any, kwargs: Any) -> Event | InvalidEvent:
     """Validate one message; never raises for bad input."""
     model = EVENT_TYPES.get(task_name)
     if model is None:
-        return InvalidEvent(f"unknown event type {task_name!r}", "task")
+        return InvalidEvent(f"unknown event type {task_name!r}", "task", UNKNOWN_TYPE)
     if args:
         return InvalidEvent("events take keyword arguments only", "args")
     if not isinstance(kwargs, dict):

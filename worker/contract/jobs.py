@@ -4,7 +4,7 @@ SpaceONE keeps ``remained_tasks`` as a counter that each ending task
 decrements: two tasks ending at once, or one terminal event delivered twice,
 skew it. Here a Job is derived, never counted: ``job_fields`` computes every
 field from what the Job itself accepted (``job.created``, ``job.canceled``,
-``job.timed_out``: a ``JobEvents``) and the last known state of each of its
+``job.timed_out``) and the last known state of each of its
 tasks (a ``TaskView`` per task, replaced only by a newer version of that
 task). So any order, duplication or concurrency of deliveries ends in the
 same Job.
@@ -28,24 +28,33 @@ same Job.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from worker.contract.events import JobCanceled, JobCreated, JobEvent, JobTimedOut, content_digest
 from worker.contract.lifecycle import (
-    APPLIED,
     CANCELED,
-    CONFLICT,
-    DUPLICATE,
     FAILURE,
     IN_PROGRESS,
-    REJECTED,
     STATUSES,
     SUCCESS,
     TERMINAL_STATUSES,
     TIMEOUT,
+    Summary,
+    derived,
+)
+from worker.contract.outcomes import (
+    ALREADY_APPLIED,
+    APPLIED,
+    APPLIED_NOW,
+    JOB_EVENT_OTHER_DOMAIN,
+    OTHER_CONTENT,
+    OTHER_DECLARATION,
     Outcome,
+    over_limit,
 )
 
 JOB_STATUSES = (IN_PROGRESS, SUCCESS, FAILURE, CANCELED, TIMEOUT)
@@ -68,6 +77,13 @@ class TaskView:
 
     def newer_than(self, other: TaskView | None) -> bool:
         return other is None or self.version > other.version
+
+    @classmethod
+    def of(cls, version: int, summary: Summary) -> TaskView:
+        """What a Job keeps of one of its tasks, at the task's version."""
+        fields = derived(summary)
+        return cls(version, fields["status"], fields["created_count"], fields["created_at"],
+                   fields["updated_at"], fields["finished_at"])
 
 
 @dataclass(frozen=True)
@@ -234,10 +250,6 @@ def job_fields(state: JobState) -> dict[str, Any]:
 
 # --- the Job's own events ------------------------------------------------------------------------
 
-OTHER_DOMAIN = Outcome(REJECTED, "domain_id does not match the job's")
-OTHER_DECLARATION = Outcome(CONFLICT, "job created again with different fields")
-OTHER_CONTENT = Outcome(CONFLICT, "event_id already applied with different content")
-ALREADY_APPLIED = Outcome(DUPLICATE, "event_id already applied")
 MAX_JOB_EVENTS = 1_000  # job.created, job.canceled and job.timed_out a Job accepts
 
 
@@ -260,19 +272,82 @@ def admit_job_event(state: JobState | None, logged: dict[str, LoggedJobEvent], e
     if seen is not None:
         if seen.fingerprint != fingerprint:
             return OTHER_CONTENT, state
-        return (Outcome(APPLIED) if seen.message_id == message_id else ALREADY_APPLIED), state
+        return (APPLIED_NOW if seen.message_id == message_id else ALREADY_APPLIED), state
     if state is None:
         state = JobState(event.job_id, event.domain_id)
     elif event.domain_id != state.domain_id:
-        return OTHER_DOMAIN, state
+        return JOB_EVENT_OTHER_DOMAIN, state
     if len(logged) >= MAX_JOB_EVENTS:
-        return Outcome(REJECTED, f"the job has reached its limit of {MAX_JOB_EVENTS} events"), state
+        return over_limit("job", MAX_JOB_EVENTS, "events"), state
     if isinstance(event, JobCreated):
         declaration = Declaration.of(event, occurred_at)
         known = state.declaration
         if known is not None and known.fingerprint() != declaration.fingerprint():
             return OTHER_DECLARATION, state
-        return Outcome(APPLIED), state.with_declaration(declaration)
+        return APPLIED_NOW, state.with_declaration(declaration)
     status = CANCELED if isinstance(event, JobCanceled) else TIMEOUT
     assert isinstance(event, (JobCanceled, JobTimedOut))
-    return Outcome(APPLIED), state.with_ending(Ending(status, event.event_id, occurred_at, event.reason))
+    return APPLIED_NOW, state.with_ending(Ending(status, event.event_id, occurred_at, event.reason))
+
+
+# --- a Job in a batch: its own events, its tasks' views, the endings it sends ---------------------
+
+
+@dataclass(frozen=True)
+class JobEventCandidate:
+    """One of a Job's own events offered to it in a batch, with its effective occurred_at."""
+
+    event: JobEvent
+    occurred_at: datetime
+    fingerprint: str
+    message_id: str
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """What a batch makes of one Job: its state after, its logged events, each candidate's outcome."""
+
+    state: JobState
+    events: dict[str, LoggedJobEvent]
+    outcomes: tuple[Outcome, ...]
+    changed: bool
+
+
+def plan_job(job_id: str, before: JobState | None, logged: dict[str, LoggedJobEvent],
+             candidates: Sequence[JobEventCandidate], views: Sequence[tuple[str, str, TaskView]],
+             endings_sent: dict[str, set[str]]) -> JobPlan | None:
+    """The Job after a batch: its own events admitted, then its tasks' views and the endings sent noted.
+
+    ``views`` are (job_task_id, domain_id, view) of the tasks the batch
+    touched; ``endings_sent`` the Job's endings whose task events the batch
+    settled, by task. None when there is no Job to speak of (no event of its
+    own and no task in the batch).
+    """
+    state, events, outcomes = before, dict(logged), []
+    for candidate in candidates:
+        outcome, state = admit_job_event(state, events, candidate.event, candidate.occurred_at,
+                                         candidate.fingerprint, candidate.message_id)
+        if outcome.kind == APPLIED and candidate.event.event_id not in events:
+            events[candidate.event.event_id] = LoggedJobEvent(candidate.fingerprint, candidate.message_id)
+        outcomes.append(outcome)
+    if state is None:
+        if not views:
+            return None
+        state = JobState(job_id, views[0][1])  # a Job no event founded (its tasks predate Jobs): their domain
+    for job_task_id, _domain_id, view in views:
+        state = state.with_task(job_task_id, view)
+    for job_task_id, ending_ids in endings_sent.items():
+        state = state.with_endings_sent(job_task_id, ending_ids)
+    changed = before is None or state != before or events != logged
+    return JobPlan(state, events, tuple(outcomes), changed)
+
+
+def ending_event_id(job_id: str, ending: Ending) -> str:
+    """The task event a Job's ending becomes: the same id for every task, every time."""
+    digest = hashlib.sha256(f"{job_id}/{ending.event_id}".encode()).hexdigest()[:40]
+    return f"job-{'canceled' if ending.status == CANCELED else 'timed-out'}:{digest}"
+
+
+def ending_message_id(event_id: str, job_task_id: str) -> str:
+    """The message id of a Job's ending sent to one task: one message per task and ending."""
+    return f"{event_id}@{job_task_id}"

@@ -44,6 +44,16 @@ from worker.contract.events import (
     event_fingerprint,
     identity_fingerprint,
 )
+from worker.contract.outcomes import (
+    ALREADY_APPLIED,
+    APPLIED_NOW,
+    OTHER_CONTENT,
+    OTHER_IDENTITY,
+    OTHER_TASK_DOMAIN,
+    WAITING_FOR_CREATED,
+    Outcome,
+    ended_by,
+)
 
 PENDING = "PENDING"
 IN_PROGRESS = "IN_PROGRESS"
@@ -194,28 +204,12 @@ def project(identity: Created, summary: Summary) -> dict[str, Any]:
     return {key: value for key, value in task.items() if value is not None}
 
 
-# --- acceptance ------------------------------------------------------------
-
-APPLIED = "applied"
-DUPLICATE = "duplicate"
-IGNORED = "ignored"
-PARKED = "parked"
-CONFLICT = "conflict"
-REJECTED = "rejected"
-# Outcomes whose event is part of the task's accepted set (for rebuilds).
-ACCEPTED_OUTCOMES = frozenset({APPLIED, DUPLICATE, IGNORED})
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What the worker did with one delivery, as the event history records it."""
-
-    kind: str
-    reason: str | None = None
-
-    @property
-    def dead_letter(self) -> bool:
-        return self.kind in (CONFLICT, REJECTED)
+def joined_outcome(event: Event, after: Summary) -> Outcome:
+    """A joined event is applied, unless it is a terminal event an earlier one beat."""
+    decided = after.terminal
+    if isinstance(event, tuple(TERMINAL_STATUS_OF)) and decided is not None and decided.event_id != event.event_id:
+        return ended_by(decided.event_id)
+    return APPLIED_NOW
 
 
 @dataclass(frozen=True)
@@ -245,26 +239,16 @@ def fold(deliveries: Iterable[tuple[Event, datetime]]) -> TaskState:
         assert identity is not None, "accept runs once the created event has arrived"
         fingerprint = event_fingerprint(event)
         if event.domain_id != identity.domain_id:
-            outcomes[index] = Outcome(REJECTED, "domain_id does not match the job task's")
+            outcomes[index] = OTHER_TASK_DOMAIN
         elif event.event_id in seen:
-            same = seen[event.event_id] == fingerprint
-            outcomes[index] = (
-                Outcome(DUPLICATE, "event_id already applied")
-                if same
-                else Outcome(CONFLICT, "event_id already applied with different content")
-            )
+            outcomes[index] = ALREADY_APPLIED if seen[event.event_id] == fingerprint else OTHER_CONTENT
         else:
             seen[event.event_id] = fingerprint
             summary = merge(summary, summarize(event, occurred_at))
-            decided = summary.terminal
-            if (isinstance(event, tuple(TERMINAL_STATUS_OF)) and decided is not None
-                    and decided.event_id != event.event_id):
-                outcomes[index] = Outcome(IGNORED, f"task already ended by {decided.event_id}")
-            else:
-                outcomes[index] = Outcome(APPLIED)
+            outcomes[index] = joined_outcome(event, summary)
 
     for index, (event, occurred_at) in enumerate(deliveries):
-        outcomes.append(Outcome(PARKED, "waiting for the job task's created event"))
+        outcomes.append(WAITING_FOR_CREATED)
         if isinstance(event, Created):
             if identity is None:
                 identity = event
@@ -273,7 +257,7 @@ def fold(deliveries: Iterable[tuple[Event, datetime]]) -> TaskState:
                     accept(parked_index, parked, parked_at)
                 waiting.clear()
             elif identity_fingerprint(event) != identity_fingerprint(identity):
-                outcomes[index] = Outcome(CONFLICT, "created again with different identity fields")
+                outcomes[index] = OTHER_IDENTITY
             else:
                 accept(index, event, occurred_at)
         elif identity is None:

@@ -30,10 +30,10 @@ from pathlib import Path
 from pymongo.errors import PyMongoError
 
 from worker.dev.embedded import EmbeddedRedis, EmbeddedStore, child_env, free_port
-from worker.ingest.retry import Backoff, StoreUnavailable, retry_transient
-from worker.ingest.store import ensure_indexes
-from worker.mongo import connect
 from worker.settings import Settings, load_settings
+from worker.store.client import connect
+from worker.store.collections import ensure_indexes
+from worker.store.retry import Backoff, StoreUnavailable, retry_transient
 
 DEFAULT_PORTS = {"redis": 6390, "store": 27090}
 DEV_DOMAIN = "domain-dev"

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -51,13 +52,12 @@ from typing import Any
 from celery import Task
 from celery.utils.imports import symbol_by_name
 
+from worker.contract.delivery import ACK, REQUEUE, Delivery
 from worker.ingest.waiting import WaitingLine
 from worker.observe.report import BatchReport
 
 logger = logging.getLogger(__name__)
 
-ACK = "ack"
-REQUEUE = "requeue"
 # Where a pool process runs a batch: a module-level function, so that it is
 # pickled by reference.
 RUN_BATCH = "worker.ingest.consume:run_batch"
@@ -68,7 +68,7 @@ class Held:
     """A message the main process holds until its batch is settled."""
 
     message: Any  # the kombu message: its delivery tag and payload settle it
-    delivery: tuple  # (message_id, task_name, args, kwargs, received_at, refusal)
+    delivery: Delivery
     group: str  # the job_task_id its batch keeps together ("#job_id" for a Job's events, else the message id)
     job: str | None = None  # the job_id the message names, if any
     copies: list = field(default_factory=list)  # other kombu messages of the same id, acked with it
@@ -107,14 +107,13 @@ class Buffer:
         self.time_limit = time_limit
         self.slots = max(1, getattr(pool, "limit", 1) or 1)
         self.waiting = WaitingLine()
-        self.in_flight: dict[int, InWork] = {}
+        self.in_flight: dict[str, InWork] = {}  # by batch id
         self.unsettled: list[tuple[list[Held], list[Held]]] = []  # (acks, requeues) to retry
         self.held_tags: set[str] = set()  # delivery tags of every message above
         self.by_id: dict[str, Held] = {}  # the same, by message id
         self.channel: Any = None  # the transport's Channel, once attached
         self.sending = True
         self._tick = None
-        self._batch_ids = iter(range(1, 1 << 62))
         self.run_batch = symbol_by_name(RUN_BATCH)
 
     # -- the broker connection ----------------------------------------------------
@@ -147,14 +146,14 @@ class Buffer:
         if tag in self.held_tags:  # pushed twice under one tag: one unacknowledged entry
             return
         self.held_tags.add(tag)
-        original = self.by_id.get(held.delivery[0])
+        original = self.by_id.get(held.delivery.message_id)
         if original is not None:
             # A producer that sent again after a lost reply: the same message
             # under another tag. It goes no further than its original, and is
             # acknowledged with it (never two copies of a message in a batch).
             original.copies.append(held.message)
             return
-        self.by_id[held.delivery[0]] = held
+        self.by_id[held.delivery.message_id] = held
         self.waiting.add(held)
         if len(self.waiting) >= self.batch_size and len(self.in_flight) < self.slots:
             self.flush()
@@ -176,7 +175,7 @@ class Buffer:
             if work.sent_at < overdue:
                 logger.error("no word from the pool on a batch of %d for %.0f s; requeueing it",
                              len(work.batch), time.monotonic() - work.sent_at)
-                self._settle(batch_id, [REQUEUE] * len(work.batch))
+                self._finish(batch_id, [REQUEUE] * len(work.batch))
 
     def take_back_dropped(self) -> None:
         """After Celery flushed the pool for a lost connection: wait again for what it dropped.
@@ -197,14 +196,14 @@ class Buffer:
         while self.sending and self.waiting and len(self.in_flight) < self.slots:
             busy = {lane for work in self.in_flight.values() for lane in work.lanes}
             batch, lanes = self.waiting.take(self.batch_size, busy)
-            batch_id = next(self._batch_ids)
+            batch_id = uuid.uuid4().hex  # the batch's one id, in its history records too
             work = self.in_flight[batch_id] = InWork(batch, time.monotonic(), lanes)
             self.on_batch_sent(batch)
             try:
                 work.job = self.pool.apply_async(
                     self.run_batch,
-                    args=([held.delivery for held in batch],),
-                    callback=lambda decisions, batch_id=batch_id: self._settled(batch_id, decisions),
+                    args=([held.delivery for held in batch], batch_id),
+                    callback=lambda returned, batch_id=batch_id: self._on_result(batch_id, returned),
                     error_callback=lambda exc_info, batch_id=batch_id: self._lost(batch_id, exc_info),
                     # A batch still running well after its retry budget is stuck
                     # (a hung socket, a wedged process): the pool kills it and we
@@ -213,7 +212,7 @@ class Buffer:
                 )
             except Exception:
                 logger.exception("could not hand a batch to the pool; requeueing it")
-                self._settle(batch_id, [REQUEUE] * len(batch))
+                self._finish(batch_id, [REQUEUE] * len(batch))
 
     # -- messages out ---------------------------------------------------------------
 
@@ -231,21 +230,22 @@ class Buffer:
         if self.observer is not None:
             self.observer.batch_settled([held.delivery for held in batch], decisions, seconds, report)
 
-    def _settled(self, batch_id: int, returned) -> None:
+    def _on_result(self, batch_id: str, returned) -> None:
         report = returned if isinstance(returned, BatchReport) else None
         decisions = report.decisions if report is not None else returned
         batch = self.in_flight[batch_id].batch if batch_id in self.in_flight else ()
         if not isinstance(decisions, list) or len(decisions) != len(batch):
             logger.error("batch returned %r; requeueing it", decisions)
             decisions, report = [REQUEUE] * len(batch), None
-        self._settle(batch_id, decisions, report)
+        self._finish(batch_id, decisions, report)
 
-    def _lost(self, batch_id: int, exc_info) -> None:
+    def _lost(self, batch_id: str, exc_info) -> None:
         batch = self.in_flight[batch_id].batch if batch_id in self.in_flight else ()
         logger.error("pool process lost a batch of %d (%s); requeueing it", len(batch), exc_info)
-        self._settle(batch_id, [REQUEUE] * len(batch))
+        self._finish(batch_id, [REQUEUE] * len(batch))
 
-    def _settle(self, batch_id: int, decisions: list[str], report: BatchReport | None = None) -> None:
+    def _finish(self, batch_id: str, decisions: list[str], report: BatchReport | None = None) -> None:
+        """A batch's decisions are known: tell the broker, report it, send what waits."""
         work = self.in_flight.pop(batch_id, None)
         if work is None:  # settled already (a late callback)
             return
@@ -270,7 +270,7 @@ class Buffer:
         for held in (*acks, *requeues):
             self.held_tags.discard(held.message.delivery_tag)
             self.held_tags.difference_update(copy.delivery_tag for copy in held.copies)
-            self.by_id.pop(held.delivery[0], None)
+            self.by_id.pop(held.delivery.message_id, None)
         return True
 
     def _retry_unsettled(self) -> None:
@@ -318,5 +318,5 @@ class EventTask(Task):
         """
         from worker.ingest.consume import run_batch  # noqa: PLC0415 - pool-side module
 
-        delivery: tuple[Any, ...] = (self.request.id or "local", self.name, [], event, datetime.now(UTC), None)
-        return run_batch([delivery]).decisions[0]
+        delivery = Delivery.of_message(self.request.id or "local", self.name, [], event, datetime.now(UTC))
+        return run_batch([delivery], uuid.uuid4().hex).decisions[0]

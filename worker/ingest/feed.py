@@ -2,7 +2,7 @@
 
 ``publish_changes`` runs in the pool process once a batch's writes are
 stored, before its messages are acknowledged. It reads the documents the
-batch changed (one ``find`` per collection) and adds one entry each to
+batch changed (one ``find`` per collection, shaped as ``get`` returns them) and adds one entry each to
 ``Settings.change_stream`` in one pipelined round trip (``XADD`` with an
 approximate ``MAXLEN`` of ``JOBTASK_WATCH_BACKLOG``); the entry format is
 ``worker.contract.changes``.
@@ -23,14 +23,12 @@ import redis
 from pymongo.database import Database
 
 from worker.contract.changes import JOB, JOB_TASK, change_entry, reset_entry
-from worker.ingest.jobs import JOBS
-from worker.ingest.store import JOB_TASKS
 from worker.settings import Settings
+from worker.store.jobs import public_jobs
+from worker.store.tasks import public_tasks
 
 logger = logging.getLogger(__name__)
 
-# A Job's internal maps grow with its tasks and events; the feed needs none of them.
-JOB_INTERNALS = {"_tasks": 0, "_events": 0, "_state": 0}
 BROKER_TIMEOUT = 2.0  # seconds: a broker that does not answer costs a batch this much at most
 
 
@@ -69,15 +67,9 @@ _feed = _ProcessFeed()
 
 
 def changed_entries(db: Database, job_task_ids: set[str], job_ids: set[str]) -> list[dict[str, str]]:
-    """The stream entries for these tasks and jobs, as they are stored now."""
-    entries = []
-    if job_task_ids:
-        tasks = db[JOB_TASKS].find({"_id": {"$in": sorted(job_task_ids)}})
-        entries += [change_entry(JOB_TASK, doc) for doc in sorted(tasks, key=lambda doc: doc["_id"])]
-    if job_ids:
-        jobs = db[JOBS].find({"_id": {"$in": sorted(job_ids)}}, JOB_INTERNALS)
-        entries += [change_entry(JOB, doc) for doc in sorted(jobs, key=lambda doc: doc["_id"])]
-    return entries
+    """The stream entries for these tasks and jobs, as they are stored now (each as get returns it)."""
+    entries = [change_entry(JOB_TASK, task) for task in public_tasks(db, job_task_ids)]
+    return entries + [change_entry(JOB, job) for job in public_jobs(db, job_ids)]
 
 
 def publish_changes(db: Database, settings: Settings, job_task_ids: set[str], job_ids: set[str]) -> None:

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
 
 from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu.serialization import loads
 
+from worker.contract.delivery import Delivery
 from worker.ingest.batching import Buffer, Held
 from worker.ingest.waiting import JOB_GROUP
 from worker.observe.batches import BatchObserver
@@ -53,8 +53,8 @@ def control_task(message) -> bool:
 
 def _refused(message, message_id: str, task_name: str | None, refusal: str) -> Held:
     body = repr(message.body)[:MAX_KEPT_BODY]
-    delivery: tuple[Any, ...] = (message_id, task_name or "(none)", [], {"body": body}, datetime.now(UTC), refusal)
-    return Held(message, delivery, message_id)
+    delivery = Delivery.of_message(message_id, task_name or "(none)", [], {"body": body}, datetime.now(UTC), refusal)
+    return Held(message, delivery, delivery.message_id)
 
 
 def held_message(message) -> Held:
@@ -83,15 +83,14 @@ def _read(message) -> Held:
     else:
         return _refused(message, message_id, task_name,
                         "not a Celery task message (no task name, or a body that is not [args, kwargs, embed])")
-    args = list(args) if isinstance(args, (list, tuple)) else args
-    delivery = (message_id, str(task_name), args, kwargs, datetime.now(UTC), None)
+    delivery = Delivery.of_message(message_id, task_name, args, kwargs, datetime.now(UTC))
     task, job = (kwargs.get("job_task_id"), kwargs.get("job_id")) if isinstance(kwargs, dict) else (None, None)
     job = job if isinstance(job, str) else None
     if isinstance(task, str):
         return Held(message, delivery, task, job)
     if job is not None and str(task_name).startswith("job."):  # a Job's own event
         return Held(message, delivery, JOB_GROUP + job, job)
-    return Held(message, delivery, message_id)
+    return Held(message, delivery, delivery.message_id)
 
 
 class Consumer(CeleryConsumer):

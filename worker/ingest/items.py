@@ -1,16 +1,17 @@
 """What travels through a batch: the valid events, and what the batch did with each.
 
-An ``Item`` is one valid event with its delivery: a message off the broker,
-a parked record taken up again, or a task event that a Job's ending sends
-to each of its tasks (``ending_item``).
+An ``Item`` is one valid event with its delivery (``worker.contract.delivery``):
+a message off the broker, an event parked by an earlier batch taken up
+again, or a task event that a Job's ending sends to each of its tasks; the
+delivery's ``source`` says which.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from worker.contract.delivery import JOB_ENDING, PARKED_EARLIER, Delivery
 from worker.contract.events import (
     JOB_EVENTS,
     TASK_EVENTS,
@@ -23,11 +24,11 @@ from worker.contract.events import (
     task_name_of,
     to_millis,
 )
-from worker.contract.jobs import Ending
-from worker.contract.lifecycle import CANCELED, Outcome
-from worker.ingest import history
-from worker.ingest.history import Delivery
-from worker.ingest.store import LoggedEvent, event_key
+from worker.contract.jobs import Ending, JobEventCandidate, ending_event_id, ending_message_id
+from worker.contract.lifecycle import CANCELED
+from worker.contract.outcomes import Outcome
+from worker.store import history
+from worker.store.log import LoggedEvent, event_key
 
 
 @dataclass
@@ -51,18 +52,21 @@ class Item:
 
     @property
     def task_event(self) -> TaskEvent:
-        """The event of a task's item; a Job's own events travel apart, in ``JobBatch``."""
+        """The event of a task's item; a Job's own events travel apart."""
         assert isinstance(self.event, TASK_EVENTS), self.event
         return self.event
 
     @property
     def job_event(self) -> JobEvent:
-        """The event of a Job's own item (``JobBatch`` holds only these)."""
+        """The event of a Job's own item."""
         assert isinstance(self.event, JOB_EVENTS), self.event
         return self.event
 
     def logged(self) -> LoggedEvent:
         return LoggedEvent(self.event.event_id, self.fingerprint, self.delivery.message_id)
+
+    def job_candidate(self) -> JobEventCandidate:
+        return JobEventCandidate(self.job_event, self.occurred_at, self.fingerprint, self.delivery.message_id)
 
 
 @dataclass
@@ -91,22 +95,11 @@ def item_from_parked(record: dict) -> Item:
     delivery = Delivery(
         message_id=record["message_id"],
         task_name=record["task_name"],
-        args=[],
         kwargs=record["event"],
         received_at=record["received_at"],
+        source=PARKED_EARLIER,
     )
     return make_item(delivery, history.event_from_record(record), record["_id"], record["occurred_at"])
-
-
-def ending_event_id(job_id: str, ending: Ending) -> str:
-    """The task event a Job's ending becomes: the same id for every task, every time."""
-    digest = hashlib.sha256(f"{job_id}/{ending.event_id}".encode()).hexdigest()[:40]
-    return f"job-{'canceled' if ending.status == CANCELED else 'timed-out'}:{digest}"
-
-
-def ending_message_id(event_id: str | None, job_task_id: str | None) -> str:
-    """The message id of a Job's ending sent to one task: one message per task and ending."""
-    return f"{event_id}@{job_task_id}"
 
 
 def ending_item(job_id: str, domain_id: str, job_task_id: str, ending: Ending) -> Item:
@@ -121,9 +114,9 @@ def ending_item(job_id: str, domain_id: str, job_task_id: str, ending: Ending) -
     delivery = Delivery(
         message_id=ending_message_id(event_id, job_task_id),
         task_name=task_name_of(model),
-        args=[],
         kwargs=event.model_dump(mode="json", exclude_none=True, exclude={"kind"}),
         received_at=datetime.now(UTC),
+        source=JOB_ENDING,
     )
     item = make_item(delivery, event, occurred_at=to_millis(ending.occurred_at))
     item.ending_of = (job_id, ending.event_id)

@@ -1,258 +1,92 @@
-"""The Job store: one document per Job, derived from its events and its tasks' states.
+"""The Jobs of a batch: their own events, and what their tasks' changes make of them.
 
-A Job document keeps what it is derived from (``contract.jobs.JobState``):
-its accepted events (``_events``), the accepted ``job.created`` and its
-endings (``_state``), and the last known state of each of its tasks
-(``_tasks``: a view per task, replaced only by a newer version of that
-task). The public fields are recomputed from these by
-``contract.jobs.job_fields`` on every change, and the document moves from
-one ``_v`` to the next by a ``$set`` guarded by the ``_v`` it had, so two
-workers changing one Job at once never lose each other's change: the one
-that lost reads the Job again and redoes its change.
+Once a batch's task events are applied, ``derive_jobs`` brings every Job the
+batch touched up to date and returns what it decided; it never calls back
+into the batch:
 
-A Job exists as soon as an event names it. ``found_jobs`` inserts the Job a
-task's created names before that created is committed, so that the Job's
-domain is fixed first and a task of another domain is refused.
+1. the Job's own events (``job.created``, ``job.canceled``, ``job.timed_out``)
+   are admitted, every task the batch touched gives its Job the state it now
+   has stored, and the endings whose task events the batch settled are noted
+   (``contract.jobs.plan_job``, the pure rules);
+2. each Job is written with a ``$set`` guarded by its version
+   (``worker.store.jobs``); a Job another worker changed meanwhile is read
+   again and the same steps redone, which changes nothing twice (a task's
+   view only moves forward, an event counts once);
+3. a Job's endings act on each of its tasks as task events
+   (``items.ending_item``), returned for the batch to apply like any event;
+   it derives its Jobs again until nothing is left to send, so a task
+   created after its job was canceled is canceled as soon as it exists.
+
+So a Job reflects a task's change in the batch that stored it, and a worker
+that dies between the two leaves its messages to a redelivery that does it.
 """
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-from pymongo import UpdateOne
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError
 
-from worker.contract.events import Created
-from worker.contract.jobs import (
-    Declaration,
-    Ending,
-    JobState,
-    LoggedJobEvent,
-    TaskView,
-    job_fields,
-)
-from worker.ingest.retry import check_bulk_errors
+from worker.contract.jobs import TaskView, plan_job
+from worker.contract.outcomes import Outcome
+from worker.ingest.items import Item, ending_item
+from worker.store.jobs import JobRow, read_jobs, write_jobs
+from worker.store.retry import BatchNotSettled
+from worker.store.tasks import TaskRow
 
-JOBS = "jobs"
-RUNNING_INDEX = "running_created_on"
-DUPLICATE_KEY = 11000
-
-
-def ensure_job_indexes(db: Database) -> None:
-    jobs = db[JOBS]
-    newest_first = [("created_at", -1), ("job_id", 1)]
-    # A Job's _id is its job_id. Two indexes for reads, since on secantusdb
-    # each index costs every Job write: a domain's jobs newest first (list,
-    # stat), and of one status (the filter operators and the console use
-    # first). secantusdb plans a find on an index only when the index holds
-    # every equality it asks, so without the second a status filter scans
-    # every domain's jobs. Other filters (data source, workspace) do scan:
-    # a domain has far fewer jobs than tasks.
-    jobs.create_index([("domain_id", 1), *newest_first], name="domain_created")
-    jobs.create_index([("domain_id", 1), ("status", 1), *newest_first], name="domain_status_created")
-    # The sweep's (worker.ingest.sweep): the running Jobs by when the worker
-    # stored them. Partial, so it holds only IN_PROGRESS Jobs: the sweep reads
-    # just the overdue ones, where domain_created would read every Job a
-    # domain ever had, and a Job stops costing this index once it ends.
-    jobs.create_index([("_created_on", 1)], name=RUNNING_INDEX,
-                      partialFilterExpression={"status": "IN_PROGRESS"})
-
-
-def _key(identifier: str) -> str:
-    """An id as a document key: ids may hold '.', never '%'."""
-    return identifier.replace(".", "%2E")
-
-
-def _unkey(key: str) -> str:
-    return key.replace("%2E", ".")
-
-
-# --- the state as BSON --------------------------------------------------------------------------------
-
-
-def _view_doc(view: TaskView) -> dict:
-    doc = {"v": view.version, "s": view.status, "c": view.created_count, "a": view.created_at,
-           "u": view.updated_at, "f": view.finished_at}
-    if view.endings_sent:
-        doc["e"] = sorted(view.endings_sent)
-    return doc
-
-
-def _view_from(doc: dict) -> TaskView:
-    return TaskView(doc["v"], doc["s"], doc.get("c", 0), doc.get("a"), doc.get("u"), doc.get("f"),
-                    frozenset(doc.get("e", ())))
-
-
-def _declaration_doc(declaration: Declaration) -> dict:
-    return {"event_id": declaration.event_id, "at": declaration.occurred_at,
-            "total_tasks": declaration.total_tasks, "data_source_id": declaration.data_source_id,
-            "workspace_id": declaration.workspace_id, "resource_group": declaration.resource_group,
-            "options": declaration.options}
-
-
-def _declaration_from(doc: dict | None) -> Declaration | None:
-    if not doc:
-        return None
-    return Declaration(doc["event_id"], doc["at"], doc["total_tasks"], doc["data_source_id"],
-                       doc.get("workspace_id"), doc["resource_group"], doc.get("options") or {})
-
-
-def _ending_doc(ending: Ending) -> dict:
-    return {"status": ending.status, "event_id": ending.event_id, "at": ending.occurred_at,
-            "reason": ending.reason}
-
-
-def _ending_from(doc: dict) -> Ending:
-    return Ending(doc["status"], doc["event_id"], doc["at"], doc.get("reason"))
+MAX_ATTEMPTS = 8
 
 
 @dataclass
-class JobRow:
-    """A Job document as the worker reads it."""
+class JobDecisions:
+    """What deriving a batch's Jobs decided: the Jobs' own events judged, the task events to send."""
 
-    version: int
-    state: JobState
-    events: dict[str, LoggedJobEvent] = field(default_factory=dict)
-    created_on: datetime | None = None  # the worker's clock when the Job was first stored
-    write_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # who wrote this version
+    judged: list[tuple[Item, Outcome]] = field(default_factory=list)
+    sends: list[Item] = field(default_factory=list)
+    written: set[str] = field(default_factory=set)  # job_ids whose document was written
 
 
-def row_from(doc: dict) -> JobRow:
-    kept = doc.get("_state") or {}
-    state = JobState(
-        job_id=doc["job_id"],
-        domain_id=doc["domain_id"],
-        data_source_id=kept.get("data_source_id"),
-        workspace_id=kept.get("workspace_id"),
-        resource_group=kept.get("resource_group") or "DOMAIN",
-        declaration=_declaration_from(kept.get("declaration")),
-        endings=tuple(_ending_from(ending) for ending in kept.get("endings", ())),
-        tasks={_unkey(key): _view_from(view) for key, view in (doc.get("_tasks") or {}).items()},
-    )
-    events = {_unkey(key): LoggedJobEvent(item["f"], item.get("m", ""))
-              for key, item in (doc.get("_events") or {}).items()}
-    return JobRow(doc.get("_v", 0), state, events, doc.get("_created_on"))
+def derive_jobs(db: Database, job_events: list[Item], tasks: Iterable[TaskRow],
+                endings_sent: Mapping[str, Mapping[str, set[str]]]) -> JobDecisions:
+    """Bring the Jobs of ``job_events`` and of ``tasks`` up to date; see the module docstring.
 
-
-def read_jobs(db: Database, job_ids: set[str]) -> dict[str, JobRow]:
-    if not job_ids:
-        return {}
-    return {doc["job_id"]: row_from(doc) for doc in db[JOBS].find({"_id": {"$in": sorted(job_ids)}})}
-
-
-def _public(state: JobState) -> tuple[dict, dict]:
-    """($set, $unset) of the public fields."""
-    fields = job_fields(state)
-    return ({name: value for name, value in fields.items() if value is not None},
-            {name: "" for name, value in fields.items() if value is None})
-
-
-def _kept(state: JobState) -> dict:
-    return {
-        "data_source_id": state.data_source_id,
-        "workspace_id": state.workspace_id,
-        "resource_group": state.resource_group,
-        "declaration": _declaration_doc(state.declaration) if state.declaration else None,
-        "endings": [_ending_doc(ending) for ending in state.endings],
-    }
-
-
-def job_update(before: JobRow | None, after: JobRow) -> UpdateOne:
-    """Move a Job document from ``before`` to ``after``, if nobody has meanwhile.
-
-    Only what changed is named: secantusdb's cost grows with what an update names.
+    ``endings_sent``: job_id -> job_task_id -> the endings whose task event
+    the batch settled.
     """
-    changes, cleared = _public(after.state)
-    if before is not None:
-        known, known_cleared = _public(before.state)
-        changes = {name: value for name, value in changes.items() if known.get(name) != value}
-        cleared = {name: "" for name in cleared if name not in known_cleared}
-    changes.update(_v=after.version, _w=after.write_id)
-    kept = _kept(after.state)
-    if before is None or kept != _kept(before.state):
-        changes["_state"] = kept
-    if before is None or len(after.state.tasks) != len(before.state.tasks):
-        changes["_task_count"] = len(after.state.tasks)
-    old_tasks = before.state.tasks if before else {}
-    for job_task_id, view in after.state.tasks.items():
-        if old_tasks.get(job_task_id) != view:
-            changes[f"_tasks.{_key(job_task_id)}"] = _view_doc(view)
-    old_events = before.events if before else {}
-    for event_id, logged in after.events.items():
-        if event_id not in old_events:
-            changes[f"_events.{_key(event_id)}"] = {"f": logged.fingerprint, "m": logged.message_id}
-    update: dict = {"$set": changes}
-    if before is None:
-        changes["_created_on"] = datetime.now(UTC)
-        if not after.state.tasks:
-            changes["_tasks"] = {}
-    if cleared:
-        update["$unset"] = cleared
-    guard = {"_id": after.state.job_id, "_v": before.version if before else {"$exists": False}}
-    return UpdateOne(guard, update, upsert=before is None)
+    decisions = JobDecisions()
+    waiting = list(job_events)
+    rows = list(tasks)
+    for _ in range(MAX_ATTEMPTS):
+        job_ids = {row.job_id for row in rows} | {item.job_event.job_id for item in waiting}
+        if not job_ids:
+            return decisions
+        stored = read_jobs(db, job_ids)
+        planned = [(job_id, stored.get(job_id), _plan(job_id, stored.get(job_id), waiting, rows, endings_sent))
+                   for job_id in sorted(job_ids)]
+        planned = [(job_id, before, plan) for job_id, before, plan in planned if plan is not None]
+        writes = [(before, JobRow(before.version + 1 if before else 1, plan.state, plan.events))
+                  for _job_id, before, plan in planned if plan.changed]
+        lost = write_jobs(db, writes)
+        decisions.written |= {after.state.job_id for _, after in writes}
+        for job_id, _before, plan in planned:
+            if job_id in lost:
+                continue
+            mine = [item for item in waiting if item.job_event.job_id == job_id]
+            decisions.judged += zip(mine, plan.outcomes, strict=True)
+            waiting = [item for item in waiting if item.job_event.job_id != job_id]
+        if not lost:
+            decisions.sends = [ending_item(plan.state.job_id, plan.state.domain_id, job_task_id, ending)
+                               for _job_id, _before, plan in planned
+                               for job_task_id, ending in plan.state.unsent_endings()]
+            return decisions
+    raise BatchNotSettled(f"jobs still contended after {MAX_ATTEMPTS} attempts")
 
 
-def write_jobs(db: Database, rows: list[tuple[JobRow | None, JobRow]]) -> set[str]:
-    """Apply guarded Job updates; returns the jobs another writer changed first."""
-    if not rows:
-        return set()
-    try:
-        result = db[JOBS].bulk_write([job_update(before, after) for before, after in rows], ordered=False)
-        if result.matched_count + result.upserted_count == len(rows):
-            return set()  # every guard held: each write is ours
-    except BulkWriteError as exc:
-        check_bulk_errors(exc, tolerated={DUPLICATE_KEY})  # a Job another writer inserted first
-    # Whose write each Job holds now. Versions alone cannot tell: another writer
-    # may have made the very step ours tried. One that moved on after ours
-    # makes us redo ours, which is harmless (a task's view only moves forward,
-    # an event counts once).
-    wanted = {after.state.job_id: after.write_id for _, after in rows}
-    stored = {doc["job_id"]: doc.get("_w") for doc in
-              db[JOBS].find({"_id": {"$in": sorted(wanted)}}, {"job_id": 1, "_w": 1})}
-    return {job_id for job_id, write_id in wanted.items() if stored.get(job_id) != write_id}
-
-
-def found_jobs(db: Database, founders: dict[str, Created]) -> dict[str, tuple[str, int]]:
-    """Make sure the Jobs that new tasks name exist; returns each one's (domain, tasks known).
-
-    A Job that does not exist is inserted from the created that names it
-    (its domain, data source and placement), so that its domain is fixed
-    before the task is committed.
-    """
-    if not founders:
-        return {}
-    fields = {"job_id": 1, "domain_id": 1, "_task_count": 1}
-    known = {doc["job_id"]: (doc["domain_id"], doc.get("_task_count", 0))
-             for doc in db[JOBS].find({"_id": {"$in": sorted(founders)}}, fields)}
-    missing = {job_id: created for job_id, created in founders.items() if job_id not in known}
-    if not missing:
-        return known
-    ops = []
-    for job_id, created in missing.items():
-        state = JobState(job_id, created.domain_id, created.data_source_id, created.workspace_id,
-                         created.resource_group or "DOMAIN")
-        public, _cleared = _public(state)
-        ops.append(UpdateOne(
-            {"_id": job_id},
-            {"$setOnInsert": {**public, "_v": 0, "_state": _kept(state), "_tasks": {}, "_events": {},
-                              "_task_count": 0, "_created_on": datetime.now(UTC)}},
-            upsert=True,
-        ))
-    try:
-        db[JOBS].bulk_write(ops, ordered=False)
-    except BulkWriteError as exc:
-        check_bulk_errors(exc, tolerated={DUPLICATE_KEY})  # inserted by another writer meanwhile
-    cursor = db[JOBS].find({"_id": {"$in": sorted(missing)}}, fields)
-    known.update({doc["job_id"]: (doc["domain_id"], doc.get("_task_count", 0)) for doc in cursor})
-    return known
-
-
-def stored_job(db: Database, job_id: str) -> dict | None:
-    """One Job as readers see it (internal fields left out); for tests and tools."""
-    doc = db[JOBS].find_one({"_id": job_id})
-    if doc is None:
-        return None
-    return {key: value for key, value in doc.items() if not key.startswith("_")}
+def _plan(job_id: str, before: JobRow | None, waiting: list[Item], rows: list[TaskRow],
+          endings_sent: Mapping[str, Mapping[str, set[str]]]):
+    candidates = [item.job_candidate() for item in waiting if item.job_event.job_id == job_id]
+    views = [(row.job_task_id, row.state.identity.domain_id if row.state.identity else "",
+              TaskView.of(row.version, row.state.summary)) for row in rows if row.job_id == job_id]
+    return plan_job(job_id, before.state if before else None, dict(before.events) if before else {},
+                    candidates, views, {task: set(ids) for task, ids in endings_sent.get(job_id, {}).items()})

@@ -1,21 +1,23 @@
-"""One batch of deliveries: validate, admit, log, fold, judge, record.
+"""One batch of deliveries: validate, admit, log, fold, park, derive the Jobs, record.
 
-The path of a batch:
+The path of a batch, one loop until nothing is left to do (``Batch.run``):
 
 1. ``parse_event`` checks each message against the contract; a bad one is
    rejected with a reason naming the field.
-2. Rounds. The events of each task meet the task's stored state in
+2. A round. The events of each task meet the task's stored state in
    ``acceptance.admit``; those that join become one log entry per task, all
-   inserted in one bulk (the commit, ``store.claim``), then folded into the
-   task documents in one bulk of guarded updates. An entry whose number
-   another writer took, or which holds an event logged before, goes round
-   again once its task has caught up with its log; an event logged before is
-   judged from what the log holds (applied, duplicate, conflict).
-3. Events of a task with no created yet are held: written to the history as
-   ``parked``, then their tasks read once more, so that a created logged
-   meanwhile by another worker is never missed (step 4 is the other half).
-4. A batch that carried a created looks for the events parked for its task
-   and takes them through step 2.
+   inserted in one bulk (the commit, ``worker.store.log.claim``), then folded
+   into the task documents in one bulk of guarded updates. An entry whose
+   number another writer took, or which holds an event logged before, goes
+   round again once its task has caught up with its log; an event logged
+   before is judged from what the log holds (applied, duplicate, conflict).
+3. Once no event is contended, the tasks' documents catch up with their
+   logs. Events of a task with no created yet are parked: written to the
+   history, then their tasks read once more, so that a created logged
+   meanwhile by another worker is never missed; a created of this batch
+   wakes the events parked for its task. What wakes goes round again (2).
+4. Then the Jobs (``worker.ingest.jobs``): their own events, their tasks'
+   states, and the task events their endings send, which go round again (2).
 5. Refused deliveries go to the dead letters, every delivery's record to
    the history; parked records are resolved last.
 
@@ -31,27 +33,22 @@ from dataclasses import dataclass
 
 from pymongo.database import Database
 
-from worker.contract import lifecycle
-from worker.contract.acceptance import (
-    Candidate,
-    Identity,
-    StoredTask,
-    admit,
-    duplicate_outcome,
-    job_refusal,
-    joined_outcome,
-)
+from worker.contract.acceptance import Candidate, Identity, StoredTask, admit, duplicate_outcome, job_refusal
+from worker.contract.delivery import Delivery
 from worker.contract.events import JOB_EVENTS, Created, InvalidEvent, parse_event
-from worker.contract.lifecycle import Outcome
-from worker.ingest import history, jobs, store
-from worker.ingest.history import Delivery
+from worker.contract.lifecycle import joined_outcome
+from worker.contract.outcomes import APPLIED, NOT_DERIVED, PARKED, UNDECODABLE, WAITING_FOR_CREATED, Outcome, invalid
 from worker.ingest.items import BatchResult, Item, item_from_parked, make_item
-from worker.ingest.job_batch import JobSettling
-from worker.ingest.retry import BatchNotSettled
-from worker.ingest.store import LogEntry, TaskRow
+from worker.ingest.jobs import derive_jobs
+from worker.store import dead_letters, history, jobs, log, tasks
+from worker.store.log import LogEntry
+from worker.store.retry import BatchNotSettled
+from worker.store.tasks import NO_ROW_VERSION, TaskRow
 
-MAX_ROUNDS = 8
-PARKED = Outcome(lifecycle.PARKED, "waiting for the job task's created event")
+# Steps of a batch's loop: rounds while events are contended, wakes of parked
+# events, and the task events of Job endings; a batch still busy after these
+# is contended by other writers, and is retried whole.
+MAX_STEPS = 24
 
 
 def _by_task(items: list[Item]) -> dict[str, list[Item]]:
@@ -92,14 +89,16 @@ class Batch:
         self.changed: set[str] = set()
         # job_id -> job_task_id -> the job endings whose task event was settled here
         self.endings_sent: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        self.jobs_written: set[str] = set()
 
     # -- recording ---------------------------------------------------------------
 
-    def settle(self, item: Item | None, delivery: Delivery, outcome: Outcome, field_name=None) -> None:
+    def record(self, item: Item | None, delivery: Delivery, outcome: Outcome, field_name=None) -> None:
+        """What became of one delivery: its outcome, its history record, a dead letter."""
         event = item.event if item else None
         self.result.outcomes.append((delivery, outcome))
         if item is not None and item.parked_id is not None:
-            if outcome.kind != lifecycle.PARKED:
+            if outcome.kind != PARKED:
                 self.parked_resolutions.append((item.parked_id, outcome, self.batch_id))
         else:
             self.records.append(
@@ -115,19 +114,37 @@ class Batch:
             job_id, ending_event_id = item.ending_of
             self.endings_sent[job_id][item.job_task_id].add(ending_event_id)
         if outcome.dead_letter:
-            self.dead_letters.append(history.dead_letter_record(delivery, outcome, event, field_name))
+            self.dead_letters.append(dead_letters.dead_letter_record(delivery, outcome, event, field_name))
 
     # -- rounds ------------------------------------------------------------------
 
-    def run(self, items: list[Item]) -> None:
-        """Take ``items`` through rounds until each is settled or held."""
-        pending = items
-        for _ in range(MAX_ROUNDS):
-            if not pending:
+    def run(self, items: list[Item], job_items: list[Item]) -> None:
+        """Take the batch's events through its steps until each is settled or parked (module docstring)."""
+        work, jobs_waiting = items, list(job_items)
+        looked_for: set[str] = set()  # tasks whose parked events were looked for
+        for _ in range(MAX_STEPS):
+            if work:
+                work = self.round(work)
+                if work:
+                    continue  # contended: round again
+            self.catch_up()  # a task's document exists before we look for what waits for it
+            work = self.park()
+            founded, looked_for = self.founded - looked_for, looked_for | self.founded
+            work += self.waiting(founded, work)
+            if work:
+                continue
+            if not self.derive_jobs:
                 return
-            pending = self.round(pending)
-        if pending:
-            raise BatchNotSettled(f"{len(pending)} events still contended after {MAX_ROUNDS} rounds")
+            decided = derive_jobs(self.db, jobs_waiting, self.latest.values(), self.endings_sent)
+            for item, outcome in decided.judged:
+                self.record(item, item.delivery, outcome)
+            judged = {id(item) for item, _ in decided.judged}
+            jobs_waiting = [item for item in jobs_waiting if id(item) not in judged]
+            self.jobs_written |= decided.written
+            work = decided.sends
+            if not work:
+                return
+        raise BatchNotSettled(f"a batch still busy after {MAX_STEPS} steps")
 
     def round(self, pending: list[Item]) -> list[Item]:
         """Admit, log and fold ``pending`` once; return what must go round again."""
@@ -148,33 +165,33 @@ class Batch:
             plan = self._admit(job_task_id, rows.get(job_task_id), items)
             if plan is not None:
                 plans.append(plan)
-        report = store.claim(self.db, [plan.entry for plan in plans])
+        report = log.claim(self.db, [plan.entry for plan in plans])
         clashed = [plans[index] for index in report.logged_before]
-        found = store.logged_events(self.db, {item.key for plan in clashed for item in plan.joined})
+        found = log.logged_events(self.db, {item.key for plan in clashed for item in plan.joined})
         again, updates = list(followers), []
         for index, plan in enumerate(plans):
             if index in report.committed:
                 job_id = plan.row.job_id if plan.row else plan.entry.founding["job_id"]  # type: ignore[index]  # no row: it founds
                 after = TaskRow(plan.entry.job_task_id, plan.entry.version, plan.after, job_id)
-                updates.append(store.task_update(plan.row, after, plan.entry.founding))
+                updates.append(tasks.task_update(plan.row, after, plan.entry.founding))
                 self.latest[after.job_task_id] = after
                 self.changed.add(after.job_task_id)
                 for item in plan.joined:
-                    self.settle(item, item.delivery, joined_outcome(item.event, plan.after.summary))
+                    self.record(item, item.delivery, joined_outcome(item.event, plan.after.summary))
             elif index in report.taken:
                 self.behind.add(plan.entry.job_task_id)
                 again += plan.joined
             else:
                 again += self._judge_logged(plan, found)
-        store.write_tasks(self.db, updates)
+        tasks.write_tasks(self.db, updates)
         return again
 
     def _rows(self, job_task_ids: set[str]) -> dict[str, TaskRow]:
         """The tasks' documents, caught up with their logs where they were behind."""
-        rows = store.read_tasks(self.db, job_task_ids)
+        rows = tasks.read_tasks(self.db, job_task_ids)
         lagging = {job_task_id: rows.get(job_task_id) for job_task_id in job_task_ids & self.behind}
         if lagging:
-            caught_up = store.catch_up(self.db, lagging)
+            caught_up = tasks.catch_up(self.db, lagging)
             self._folded(lagging, caught_up)
             rows.update(caught_up)
             self.behind -= set(lagging)
@@ -207,7 +224,7 @@ class Batch:
                 if refusal is None:
                     kept[job_task_id].append(item)
                 else:
-                    self.settle(item, item.delivery, refusal)
+                    self.record(item, item.delivery, refusal)
         return kept
 
     def _admit(self, job_task_id: str, row: TaskRow | None, items: list[Item]) -> _Plan | None:
@@ -215,7 +232,7 @@ class Batch:
         candidates = [Candidate(item.event, item.occurred_at) for item in items]
         admission = admit(state, candidates, self.max_events)
         for index, outcome in admission.refused.items():
-            self.settle(items[index], items[index].delivery, outcome)
+            self.record(items[index], items[index].delivery, outcome)
         self.held += [items[index] for index in admission.held]
         if not admission.joined:
             return None
@@ -223,10 +240,10 @@ class Batch:
         founding = None
         if row is None and admission.founding is not None:
             fingerprint = Identity.of(admission.founding).fingerprint
-            founding = store.founding_fields(admission.founding, fingerprint)
+            founding = tasks.founding_fields(admission.founding, fingerprint)
         entry = LogEntry(
             job_task_id=job_task_id,
-            version=(row.version if row else store.NO_ROW_VERSION) + 1,
+            version=(row.version if row else NO_ROW_VERSION) + 1,
             batch_id=self.batch_id,
             events=tuple(item.logged() for item in joined),
             contribution=admission.contribution,
@@ -237,7 +254,7 @@ class Batch:
     def _judge_logged(self, plan: _Plan, found: dict) -> list[Item]:
         """Judge the events of a refused entry that its task's log already holds."""
         again, hits = [], []
-        folded = plan.row.version if plan.row else store.NO_ROW_VERSION
+        folded = plan.row.version if plan.row else NO_ROW_VERSION
         for item in plan.joined:
             hit = found.get(item.key)
             if hit is None:
@@ -255,8 +272,8 @@ class Batch:
         for item, logged in hits:
             outcome = duplicate_outcome(item.fingerprint, item.delivery.message_id, logged.fingerprint,
                                         logged.message_id, (item.job_task_id, item.delivery.message_id) in recorded)
-            self.settle(item, item.delivery, outcome)
-            if outcome.kind == lifecycle.APPLIED:
+            self.record(item, item.delivery, outcome)
+            if outcome.kind == APPLIED:
                 self.changed.add(item.job_task_id)
         return again
 
@@ -276,48 +293,45 @@ class Batch:
         for item in held:
             if item.parked_id is None:
                 record = history.history_record(
-                    item.delivery, self.batch_id, PARKED, item.event, item.occurred_at, item.fingerprint
+                    item.delivery, self.batch_id, WAITING_FOR_CREATED, item.event, item.occurred_at, item.fingerprint
                 )
                 item.parked_id = record["_id"]
                 records.append(record)
-        history.insert_new(self.db, store.EVENTS, records)
-        present = store.read_tasks(self.db, {item.job_task_id for item in held})
+        history.insert_parked(self.db, records)
+        present = tasks.read_tasks(self.db, {item.job_task_id for item in held})
         woken = []
         for item in held:
             if item.job_task_id in present:
                 woken.append(item)
             else:
-                self.result.outcomes.append((item.delivery, PARKED))
+                self.result.outcomes.append((item.delivery, WAITING_FOR_CREATED))
         return woken
 
-    def waiting(self, in_play: list[Item]) -> list[Item]:
-        """Events parked for the tasks this batch's created events were for."""
+    def waiting(self, founded: set[str], in_play: list[Item]) -> list[Item]:
+        """Events parked for the tasks ``founded`` (by created events of this batch)."""
         taken = {item.parked_id for item in in_play if item.parked_id}
         return [
             item_from_parked(record)
-            for record in history.parked_records(self.db, self.founded)
+            for record in history.parked_records(self.db, founded)
             if record["_id"] not in taken
         ]
 
     def catch_up(self) -> None:
         """Fold what the logs of this batch's tasks hold beyond their documents."""
         if self.behind:
-            rows = store.read_tasks(self.db, self.behind)
+            rows = tasks.read_tasks(self.db, self.behind)
             self.latest.update(rows)
             lagging = {job_task_id: rows.get(job_task_id) for job_task_id in self.behind}
-            self._folded(lagging, store.catch_up(self.db, lagging))
+            self._folded(lagging, tasks.catch_up(self.db, lagging))
             self.behind.clear()
 
     def _folded(self, before: dict[str, TaskRow | None], after: dict[str, TaskRow]) -> None:
-        """Keep what ``store.catch_up`` folded; a task it moved has changed."""
+        """Keep what ``tasks.catch_up`` folded; a task it moved has changed."""
         for job_task_id, row in after.items():
             known = before.get(job_task_id)
             if known is None or row.version != known.version:
                 self.changed.add(job_task_id)
         self.latest.update(after)
-
-
-NOT_DERIVED = Outcome(lifecycle.REJECTED, "this worker does not derive jobs (JOBTASK_DERIVE_JOBS=false)")
 
 
 def process_batch(db: Database, deliveries: list[Delivery], batch_id: str, max_events: int,
@@ -331,53 +345,30 @@ def process_batch(db: Database, deliveries: list[Delivery], batch_id: str, max_e
     items: list[Item] = []
     job_items: list[Item] = []
     for delivery in deliveries:
-        parsed = (
-            InvalidEvent(delivery.refusal, "content_type")
-            if delivery.refusal
-            else parse_event(delivery.task_name, delivery.args, delivery.kwargs)
-        )
-        if isinstance(parsed, InvalidEvent):
-            batch.settle(None, delivery, Outcome(lifecycle.REJECTED, parsed.reason), parsed.field)
+        if delivery.refusal:
+            batch.record(None, delivery, invalid(delivery.refusal, UNDECODABLE), "content_type")
+            continue
+        parsed = parse_event(delivery.task_name, delivery.args, delivery.kwargs)
+        if isinstance(parsed, JOB_EVENTS):
+            if derive_jobs:
+                job_items.append(make_item(delivery, parsed))
+            else:
+                batch.record(make_item(delivery, parsed), delivery, NOT_DERIVED)
+        elif isinstance(parsed, InvalidEvent):
+            batch.record(None, delivery, invalid(parsed.reason, parsed.code), parsed.field)
         else:
-            (job_items if isinstance(parsed, JOB_EVENTS) else items).append(make_item(delivery, parsed))
-    batch.run(items)
-    batch.catch_up()  # a task's document exists before we look for what waits for it
-    woken = batch.park()
-    woken += batch.waiting(woken)
-    wakes = 0
-    while woken:
-        wakes += 1
-        if wakes > MAX_ROUNDS:
-            raise BatchNotSettled("parked events kept waking up")
-        batch.run(woken)
-        batch.catch_up()
-        woken = batch.park()
-    # The Jobs last: their own events, their tasks' states, and the task events
-    # their endings send (which change their tasks, hence the Jobs again).
-    if not derive_jobs:
-        for item in job_items:
-            batch.settle(item, item.delivery, NOT_DERIVED)
-        job_items = []
-    settling = JobSettling(batch, job_items)
-    sent = settling.settle() if derive_jobs else []
-    for _ in range(MAX_ROUNDS):
-        if not sent:
-            break
-        batch.run(sent)
-        batch.catch_up()
-        sent = settling.settle()
-    if sent:
-        raise BatchNotSettled("a job's endings kept sending task events")
+            items.append(make_item(delivery, parsed))
+    batch.run(items, job_items)
     batch.result.tasks = set(batch.changed)
     # A Job follows its tasks: one whose task changed has changed, even when an
     # earlier attempt of this batch already wrote it.
-    batch.result.jobs = set(settling.touched)
+    batch.result.jobs = set(batch.jobs_written)
     if derive_jobs:
         batch.result.jobs |= {batch.latest[job_task_id].job_id for job_task_id in batch.changed
                               if job_task_id in batch.latest and batch.latest[job_task_id].job_id}
     # Resolving a parked record takes it out of what later attempts look for,
     # so it comes last, once everything else the batch learned is stored.
-    history.write_dead_letters(db, batch.dead_letters)
+    dead_letters.write_dead_letters(db, batch.dead_letters)
     history.write_history(db, batch.records)
     history.resolve_parked(db, batch.parked_resolutions)
     return batch.result

@@ -1,7 +1,7 @@
 """The buffer's waiting line: messages by job, then by task, oldest first.
 
 A batch costs the store about one update per task it touches and one per
-Job (``worker.ingest.job_batch``), and two batches in flight that touch the
+Job (``worker.ingest.jobs``), and two batches in flight that touch the
 same task or Job race for the same document: one of them writes again. So
 the line keeps a task's messages together, and the tasks of one Job
 together in a *lane*, and a batch takes whole lanes, oldest first, skipping

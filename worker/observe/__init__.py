@@ -6,5 +6,5 @@ message's outcome, its lag, the store retries), ``batches`` turns that into
 ``gauges`` reads the queue and the store for the gauges, ``http`` counts the
 API's requests and serves its ``/metrics``. The ingest path and the API call
 in; nothing here imports them. May import: ``worker.contract``,
-``worker.settings``, ``worker.mongo``.
+``worker.settings``, ``worker.store.client``.
 """

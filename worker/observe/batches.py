@@ -12,12 +12,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from worker.contract.delivery import ACK, MESSAGE, Delivery
 from worker.observe import logs, task_events
 from worker.observe.metrics import WorkerMetrics
 from worker.observe.report import BatchReport, MessageOutcome
 
 logger = logging.getLogger(__name__)
-ACK = "ack"
 
 
 class BatchObserver:
@@ -32,23 +32,23 @@ class BatchObserver:
         self.metrics = metrics
         self.dispatcher_of = dispatcher_of
 
-    def batch_sent(self, deliveries: list[tuple]) -> None:
+    def batch_sent(self, deliveries: list[Delivery]) -> None:
         try:
             task_events.batch_sent(self.dispatcher_of(), deliveries)
         except Exception:
             logger.exception("could not send the task events of a batch")
 
-    def batch_settled(self, deliveries: list[tuple], decisions: list[str], seconds: float,
+    def batch_settled(self, deliveries: list[Delivery], decisions: list[str], seconds: float,
                       report: BatchReport | None) -> None:
         try:
             self._settled(deliveries, decisions, seconds, report)
         except Exception:
             logger.exception("could not count or log a settled batch")
 
-    def _settled(self, deliveries: list[tuple], decisions: list[str], seconds: float,
+    def _settled(self, deliveries: list[Delivery], decisions: list[str], seconds: float,
                  report: BatchReport | None) -> None:
         outcomes = report.outcomes if report is not None else []
-        own: dict[str, MessageOutcome] = {o.message_id: o for o in outcomes if o.source is None}
+        own: dict[str, MessageOutcome] = {o.message_id: o for o in outcomes if o.source == MESSAGE}
         acked = sum(decision == ACK for decision in decisions)
         if self.metrics is not None:
             self.metrics.batch_settled(len(deliveries), seconds, report, len(decisions) - acked)
@@ -58,5 +58,5 @@ class BatchObserver:
         dispatcher = self.dispatcher_of()
         if task_events.sends_task_events(dispatcher):
             for delivery, decision in zip(deliveries, decisions, strict=True):
-                task_events.message_settled(dispatcher, delivery[0], decision == ACK,
-                                            own.get(delivery[0]), seconds)
+                task_events.message_settled(dispatcher, delivery.message_id, decision == ACK,
+                                            own.get(delivery.message_id), seconds)

@@ -13,10 +13,10 @@ import threading
 import redis
 from pymongo.database import Database
 
-from worker.mongo import connect
 from worker.observe.gauges import QueueGauge, StoreGauges
 from worker.observe.metrics import WorkerMetrics, serve
 from worker.settings import Settings
+from worker.store.client import connect
 
 _lock = threading.Lock()
 _metrics: WorkerMetrics | None = None

@@ -12,20 +12,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from worker.contract.lifecycle import STATUSES
+from worker.store import jobs, tasks
 
 logger = logging.getLogger(__name__)
 
 STORE_MAX_AGE = 15.0
 QUEUE_MAX_AGE = 2.0
-# The collections the ingest path writes (worker.ingest.store.JOB_TASKS, worker.ingest.jobs.JOBS;
-# tests/test_observe_metrics.py holds them equal).
-TASKS_COLLECTION = "job_tasks"
-JOBS_COLLECTION = "jobs"
 # kombu's Redis transport keeps a queue's priorities in lists named queue + sep + step
 # (worker.ingest.transport reads the same lists).
 PRIORITY_SEPARATOR = "\x06\x16"
@@ -57,10 +55,10 @@ class Cached:
             return self.value
 
 
-def statuses_of(db, collection: str) -> dict[str, int]:
-    """Documents per status, every task status present (0 when none)."""
+def statuses_of(rows: list[dict]) -> dict[str, int]:
+    """Documents per status, every task status present (0 when none), from ``count_by_status`` rows."""
     counts = {status: 0 for status in STATUSES}
-    for row in db[collection].aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}]):
+    for row in rows:
         counts[str(row["_id"])] = int(row["n"])
     return counts
 
@@ -68,9 +66,9 @@ def statuses_of(db, collection: str) -> dict[str, int]:
 class StoreGauges(Collector):
     """``jobtask_tasks{status}`` and ``jobtask_jobs{status}``, from one aggregate each."""
 
-    def __init__(self, db_of: Callable[[], object], max_age: float = STORE_MAX_AGE) -> None:
-        self.tasks = Cached(lambda: statuses_of(db_of(), TASKS_COLLECTION), max_age, "tasks per status")
-        self.jobs = Cached(lambda: statuses_of(db_of(), JOBS_COLLECTION), max_age, "jobs per status")
+    def __init__(self, db_of: Callable[[], Any], max_age: float = STORE_MAX_AGE) -> None:
+        self.tasks = Cached(lambda: statuses_of(tasks.count_by_status(db_of())), max_age, "tasks per status")
+        self.jobs = Cached(lambda: statuses_of(jobs.count_by_status(db_of())), max_age, "jobs per status")
 
     def describe(self):
         return [GaugeMetricFamily("jobtask_tasks", "JobTasks per status"),

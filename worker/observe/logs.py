@@ -14,6 +14,7 @@ import json
 import logging
 from datetime import UTC, datetime
 
+from worker.contract.delivery import MESSAGE
 from worker.observe.report import MessageOutcome
 
 EVENTS_LOGGER = "jobtask.events"
@@ -89,12 +90,13 @@ def log_outcome(outcome: MessageOutcome) -> None:
     if not logger.isEnabledFor(level):
         return
     reason = f" ({outcome.reason})" if outcome.reason else ""
-    source = f" [{outcome.source}]" if outcome.source else ""
+    later = outcome.source if outcome.source != MESSAGE else None  # settled here, not a message of the batch
+    source = f" [{later}]" if later else ""
     logger.log(level, "%s %s of %s: %s%s%s", outcome.type, outcome.event_id or outcome.message_id,
                outcome.job_task_id or "-", outcome.outcome, reason, source,
                extra={"event_id": outcome.event_id, "job_task_id": outcome.job_task_id,
                       "type": outcome.type, "outcome": outcome.outcome, "reason": outcome.reason,
-                      "message_id": outcome.message_id, "source": outcome.source})
+                      "message_id": outcome.message_id, "source": later})
 
 
 def log_batch(size: int, seconds: float, acked: int, requeued: int) -> None:

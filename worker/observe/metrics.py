@@ -16,8 +16,9 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from worker.contract import lifecycle
-from worker.observe.report import BatchReport, dead_letter_reason
+from worker.contract.delivery import MESSAGE
+from worker.contract.outcomes import KINDS
+from worker.observe.report import BatchReport
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +28,7 @@ BATCH_SECONDS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 6
 BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 HTTP_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 # Outcomes whose series exist from the start, so an alert on them sees 0, not nothing.
-OUTCOMES = (lifecycle.APPLIED, lifecycle.DUPLICATE, lifecycle.IGNORED, lifecycle.PARKED,
-            lifecycle.CONFLICT, lifecycle.REJECTED)
+OUTCOMES = KINDS
 
 
 def process_registry() -> CollectorRegistry:
@@ -84,14 +84,14 @@ class WorkerMetrics:
         if report.store_retries:
             self.store_retries.inc(report.store_retries)
         for outcome in report.outcomes:
-            if outcome.source is None:
+            if outcome.source == MESSAGE:
                 self.events.labels(outcome.type, outcome.outcome).inc()
             else:
                 self.settled_later.labels(outcome.type, outcome.outcome, outcome.source).inc()
             if outcome.lag_seconds is not None:
                 self.lag.labels(outcome.type).observe(outcome.lag_seconds)
             if outcome.dead_letter:
-                self.dead_letters.labels(dead_letter_reason(outcome)).inc()
+                self.dead_letters.labels(outcome.dead_letter_code).inc()
 
 
 def serve(registry: CollectorRegistry, port: int, host: str = "0.0.0.0") -> bool:

@@ -11,12 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from worker.contract import lifecycle
+from worker.contract.delivery import MESSAGE, Delivery
 from worker.contract.events import parse_occurred_at
-
-# Where an outcome that belongs to no message of the batch came from.
-PARKED_EARLIER = "parked"  # an event parked by an earlier batch, settled when its created came
-JOB_ENDING = "job_ending"  # a task event that a Job's cancel or timeout sends to each task
+from worker.contract.outcomes import APPLIED, Outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,11 +27,12 @@ class MessageOutcome:
     event_id: str | None = None
     job_task_id: str | None = None
     lag_seconds: float | None = None  # applied: processed time minus occurred_at
-    source: str | None = None  # None: a message of this batch; else PARKED_EARLIER or JOB_ENDING
+    source: str = MESSAGE  # worker.contract.delivery: a message of this batch, parked earlier, a Job's ending
+    dead_letter_code: str | None = None  # a dead letter's code (worker.contract.outcomes), the metrics label
 
     @property
     def dead_letter(self) -> bool:
-        return self.outcome in (lifecycle.CONFLICT, lifecycle.REJECTED)
+        return self.dead_letter_code is not None
 
 
 @dataclass(slots=True)
@@ -42,8 +40,8 @@ class BatchReport:
     """A batch's decisions (``ack`` / ``requeue`` per message) and what it did.
 
     ``outcomes`` holds one entry per message of the batch that was settled
-    (none for a requeued one) and, with a ``source``, the events it settled
-    that were not its messages.
+    (none for a requeued one) and the events it settled that were not its
+    messages (their ``source`` says which).
     """
 
     decisions: list[str]
@@ -55,48 +53,20 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def message_outcome(message_id: str, task_name: str, kwargs: Any, received_at: datetime,
-                    outcome: lifecycle.Outcome, processed_at: datetime,
-                    source: str | None = None) -> MessageOutcome:
-    """The report entry of one settled event, read from its message's kwargs."""
-    fields = kwargs if isinstance(kwargs, dict) else {}
+def message_outcome(delivery: Delivery, outcome: Outcome, processed_at: datetime) -> MessageOutcome:
+    """The report entry of one settled delivery, read from its kwargs."""
+    fields = delivery.kwargs
     lag = None
-    if outcome.kind == lifecycle.APPLIED:
+    if outcome.kind == APPLIED:
         try:
-            occurred_at = parse_occurred_at(fields.get("occurred_at")) or received_at
+            occurred_at = parse_occurred_at(fields.get("occurred_at")) or delivery.received_at
         except ValueError:
-            occurred_at = received_at
-        lag = max(0.0, (processed_at - occurred_at).total_seconds())
+            occurred_at = delivery.received_at
+        if occurred_at is not None:
+            lag = max(0.0, (processed_at - occurred_at).total_seconds())
     return MessageOutcome(
-        message_id=message_id, type=task_name, outcome=outcome.kind, reason=outcome.reason,
+        message_id=delivery.message_id, type=delivery.task_name, outcome=outcome.kind, reason=outcome.reason,
         event_id=_text(fields.get("event_id")), job_task_id=_text(fields.get("job_task_id")),
-        lag_seconds=lag, source=source,
+        lag_seconds=lag, source=delivery.source,
+        dead_letter_code=outcome.dead_letter_code if outcome.dead_letter else None,
     )
-
-
-# Dead-letter reasons as a few stable labels (the reason text names values,
-# which would make a label of unbounded cardinality): the first prefix that matches.
-DEAD_LETTER_REASONS = (
-    ("unknown event type", "unknown_type"),
-    ("message could not be", "undecodable"),
-    ("not a Celery task message", "undecodable"),
-    ("internal error", "internal"),
-    ("domain_id does not match", "other_domain"),
-    ("job_id names a job of another domain", "other_domain"),
-    ("the job has reached its limit", "limit"),
-    ("the job task has reached", "limit"),
-    ("this worker does not derive jobs", "jobs_off"),
-)
-
-
-def dead_letter_reason(outcome: MessageOutcome) -> str:
-    """``conflict``, or why a message was rejected: ``invalid`` unless a known cause."""
-    if outcome.outcome == lifecycle.CONFLICT:
-        return "conflict"
-    text = outcome.reason or ""
-    for prefix, label in DEAD_LETTER_REASONS:
-        if text.startswith(prefix):
-            return label
-    if "limit of" in text:
-        return "limit"
-    return "invalid"

@@ -19,6 +19,7 @@ from typing import Any
 
 from celery.utils.saferepr import saferepr
 
+from worker.contract.delivery import Delivery
 from worker.observe.report import MessageOutcome
 
 ARGS_REPR_SIZE = 1024  # what Celery's own argsrepr is cut at, about
@@ -31,13 +32,15 @@ def sends_task_events(dispatcher: Any) -> bool:
     return not dispatcher.groups or "task" in dispatcher.groups
 
 
-def batch_sent(dispatcher: Any, deliveries: Iterable[tuple]) -> None:
+def batch_sent(dispatcher: Any, deliveries: Iterable[Delivery]) -> None:
     """task-received and task-started for each message of a batch going to the pool."""
     if not sends_task_events(dispatcher):
         return
-    for message_id, task_name, args, kwargs, _received_at, _refusal in deliveries:
-        dispatcher.send("task-received", uuid=message_id, name=task_name,
-                        args=saferepr(args, ARGS_REPR_SIZE), kwargs=saferepr(kwargs, ARGS_REPR_SIZE),
+    for delivery in deliveries:
+        message_id = delivery.message_id
+        dispatcher.send("task-received", uuid=message_id, name=delivery.task_name,
+                        args=saferepr(delivery.args, ARGS_REPR_SIZE),
+                        kwargs=saferepr(delivery.kwargs, ARGS_REPR_SIZE),
                         root_id=message_id, parent_id=None, retries=0, eta=None, expires=None)
         dispatcher.send("task-started", uuid=message_id)  # the dispatcher adds its pid
 

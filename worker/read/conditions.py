@@ -14,7 +14,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from worker.read.errors import (
+from worker.contract.errors import (
     ERROR_DB_QUERY,
     ERROR_INVALID_PARAMETER_TYPE,
     ERROR_OPERATOR_BOOLEAN_TYPE,

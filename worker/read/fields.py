@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from worker.read.errors import ERROR_INVALID_PARAMETER, ERROR_INVALID_PARAMETER_TYPE
+from worker.contract.errors import ERROR_INVALID_PARAMETER, ERROR_INVALID_PARAMETER_TYPE
 from worker.read.resource import Resource
 
 INT64 = (-(2**63), 2**63 - 1)

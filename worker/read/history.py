@@ -20,14 +20,16 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, SkipValidation
 from pymongo.database import Database
 
-from worker.contract.history_keys import HISTORY_COLLECTION, owned_by
-from worker.read.errors import ERROR_NOT_FOUND
+from worker.contract.errors import ERROR_NOT_FOUND
 from worker.read.models import Page, RequestBase, _blank_is_missing, _Strict
 from worker.read.parse import parse
 from worker.read.query import Scope, in_scope, page_window
-from worker.read.reads import _plain, _store_errors
 from worker.read.resource import JOB_TASK
 from worker.settings import Settings
+from worker.store import reads
+from worker.store.collections import HISTORY
+from worker.store.documents import plain
+from worker.store.history import owned_by
 
 # Oldest first by when it happened; a producer's clock may repeat a time, so
 # arrival breaks ties, then the record's key (one record per delivery and batch).
@@ -61,31 +63,26 @@ def task_history(db: Database[dict[str, Any]], scope: Scope, body: Any, settings
 def task_deliveries(db: Database[dict[str, Any]], scope: Scope, job_task_id: str, settings: Settings,
                     skip: int = 0, limit: int = 0) -> tuple[list[dict[str, Any]], int]:
     """(records in occurrence order, how many there are); ``limit`` 0 is all of them."""
-    with _store_errors(settings):
-        task = db[JOB_TASK.collection].find_one(
-            {"_id": job_task_id}, {"domain_id": 1, "workspace_id": 1, "resource_group": 1},
-            max_time_ms=settings.query_time_limit_ms,
-        )
-        if task is None:
-            if scope.workspace_ids is not None:
-                raise ERROR_NOT_FOUND(key=JOB_TASK.id_field, value=job_task_id)
-            # Not created yet: only what this domain sent for it.
-            query = {"_id": owned_by(job_task_id), "domain_id": scope.domain_id}
-        elif not in_scope(scope, task):
+    limit_ms = settings.query_time_limit_ms
+    placement = {"domain_id": 1, "workspace_id": 1, "resource_group": 1}
+    task = reads.find_one(db, JOB_TASK.collection, {"_id": job_task_id}, placement, limit_ms)
+    if task is None:
+        if scope.workspace_ids is not None:
             raise ERROR_NOT_FOUND(key=JOB_TASK.id_field, value=job_task_id)
-        else:
-            query = {"_id": owned_by(job_task_id)}
-        history = db[HISTORY_COLLECTION]
-        total_count = history.count_documents(query, maxTimeMS=settings.query_time_limit_ms)
-        if task is None and total_count == 0:
-            raise ERROR_NOT_FOUND(key=JOB_TASK.id_field, value=job_task_id)
-        cursor = (history.find(query, {"event": 0, "payload": 0}).sort(DELIVERY_ORDER).skip(skip)
-                  .limit(limit).max_time_ms(settings.query_time_limit_ms))
-        records = [delivery_info(record) for record in cursor]
-    return records, total_count
+        # Not created yet: only what this domain sent for it.
+        query = {"_id": owned_by(job_task_id), "domain_id": scope.domain_id}
+    elif not in_scope(scope, task):
+        raise ERROR_NOT_FOUND(key=JOB_TASK.id_field, value=job_task_id)
+    else:
+        query = {"_id": owned_by(job_task_id)}
+    total_count = reads.count(db, HISTORY, query, limit_ms)
+    if task is None and total_count == 0:
+        raise ERROR_NOT_FOUND(key=JOB_TASK.id_field, value=job_task_id)
+    found = reads.find_page(db, HISTORY, query, {"event": 0, "payload": 0}, DELIVERY_ORDER, skip, limit, limit_ms)
+    return [delivery_info(record) for record in found], total_count
 
 
 def delivery_info(record: dict[str, Any]) -> dict[str, Any]:
     """One history record as the API returns it: its type is the event's task name."""
     shown = {**record, "type": record.get("task_name")}
-    return {name: _plain(shown[name]) for name in DELIVERY_FIELDS if shown.get(name) is not None}
+    return {name: plain(shown[name]) for name in DELIVERY_FIELDS if shown.get(name) is not None}

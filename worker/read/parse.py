@@ -14,11 +14,11 @@ from typing import Any, get_args
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from worker.read.errors import (
+from worker.contract.errors import (
     ERROR_INVALID_PARAMETER,
     ERROR_INVALID_PARAMETER_TYPE,
     ERROR_REQUIRED_PARAMETER,
-    ReadError,
+    CodedError,
 )
 from worker.read.fields import check_body
 from worker.read.models import IGNORED_PARAMS
@@ -64,7 +64,7 @@ def _precedence(indexed: tuple[int, ErrorDetails]) -> tuple[Any, ...]:
     return (1 if error["type"] in _OBJECT_FAULTS else 2, position, ())
 
 
-def coded_error(model: type[BaseModel], error: ErrorDetails) -> ReadError:
+def coded_error(model: type[BaseModel], error: ErrorDetails) -> CodedError:
     """One pydantic error as SpaceONE's: its key dotted as in SpaceONE's messages, list indexes left out."""
     loc = error["loc"]
     key = ".".join(str(part) for part in loc if not isinstance(part, int))

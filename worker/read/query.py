@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from worker.read.conditions import build_condition
-from worker.read.errors import (
+from worker.contract.errors import (
     ERROR_INVALID_PARAMETER,
     ERROR_INVALID_PARAMETER_TYPE,
     ERROR_REQUIRED_PARAMETER,
 )
+from worker.read.conditions import build_condition
 from worker.read.fields import KeyResolver, field_path, field_ref
 from worker.read.language import INT32
 from worker.read.models import request_models
@@ -36,7 +36,7 @@ class Scope:
     """What a caller may read: one domain, optionally narrowed to workspaces.
 
     ``permissions`` is what its token may do there: ``read`` always, and
-    ``cancel`` for a token allowed to cancel jobs (``worker.read.cancel``).
+    ``cancel`` for a token allowed to cancel jobs (``worker.commands.cancel``).
     """
 
     domain_id: str

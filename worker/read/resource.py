@@ -4,7 +4,7 @@ A ``Resource`` names a collection and its public fields; the query
 translation, the request models, the reads, the HTTP routes and the CLI take
 one and know nothing else about the documents they serve. ``JOB_TASK`` is
 the JobTask, ``JOB`` the Job its tasks belong to (derived by the worker,
-``worker.ingest.jobs``); each face serves both with one call per resource
+``worker.store.jobs``); each face serves both with one call per resource
 (``worker.api.server.add_read_routes``, ``worker.cli.jobtask.add_read_commands``).
 """
 
@@ -17,6 +17,8 @@ from typing import Any
 
 from worker.contract.jobs import JOB_STATUSES
 from worker.contract.lifecycle import STATUSES as JOB_TASK_STATUSES
+from worker.store.collections import JOB_TASKS, JOBS
+from worker.store.documents import JOB_FIELDS, JOB_TASK_FIELDS
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,25 +68,9 @@ class Resource:
 JOB_TASK = Resource(
     name="JobTask",
     plural="JobTasks",
-    collection="job_tasks",
+    collection=JOB_TASKS,
     id_field="job_task_id",
-    fields={
-        "job_task_id": str,
-        "status": str,
-        "options": dict,
-        "created_count": int,
-        "error_code": str,
-        "error_message": str,
-        "resource_group": str,
-        "job_id": str,
-        "data_source_id": str,
-        "domain_id": str,
-        "workspace_id": str,
-        "created_at": datetime,
-        "started_at": datetime,
-        "updated_at": datetime,
-        "finished_at": datetime,
-    },
+    fields=JOB_TASK_FIELDS,
     minimal_fields=("job_task_id", "status", "created_count", "job_id", "data_source_id", "workspace_id"),
     statuses=JOB_TASK_STATUSES,
     param_filters=("job_task_id", "status", "workspace_id", "job_id", "data_source_id"),
@@ -94,30 +80,13 @@ JOB_TASK = Resource(
 JOB = Resource(
     name="Job",
     plural="Jobs",
-    collection="jobs",
+    collection=JOBS,
     id_field="job_id",
-    fields={
-        "job_id": str,
-        "status": str,
-        "total_tasks": int,
-        "remained_tasks": int,
-        "task_counts": dict,
-        "created_count": int,
-        "options": dict,
-        "data_source_id": str,
-        "domain_id": str,
-        "workspace_id": str,
-        "resource_group": str,
-        "error_code": str,
-        "error_message": str,
-        "created_at": datetime,
-        "updated_at": datetime,
-        "finished_at": datetime,
-    },
+    fields=JOB_FIELDS,
     minimal_fields=("job_id", "status", "total_tasks", "remained_tasks", "data_source_id", "workspace_id"),
     statuses=JOB_STATUSES,
     param_filters=("job_id", "status", "data_source_id", "workspace_id"),
-    # Newest first is the jobs collection's one index (domain_id, created_at, job_id).
+    # Newest first: the jobs' index domain_created (worker.store.collections).
     default_sort=(("created_at", -1),),
     # task_counts.FAILURE and the like are queried like options.month.
     open_fields=frozenset({"options", "task_counts"}),

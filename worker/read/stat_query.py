@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from worker.read.conditions import build_condition, parse_iso8601
-from worker.read.errors import (
+from worker.contract.errors import (
     ERROR_DB_QUERY,
     ERROR_INVALID_PARAMETER,
     ERROR_INVALID_PARAMETER_TYPE,
     ERROR_REQUIRED_PARAMETER,
 )
+from worker.read.conditions import build_condition, parse_iso8601
 from worker.read.fields import KeyResolver, field_path, field_ref
 from worker.read.language import (
     CALCULATIONS,

@@ -1,55 +1,43 @@
-"""The event history and the dead-letter collection.
+"""The history: every delivery the worker received, accepted or not, and what it did with it.
 
-The history keeps every event a worker received, accepted or not: what it
-was, when it arrived and what the worker did with it. It is the audit trail,
-the place where events wait for their task's ``created`` (outcome
-``parked``), and what a task can be rebuilt from (``rebuild``).
-
-The dead-letter collection holds what an operator must look at: messages
-that are not valid events, conflicts and events of another domain, with the
-raw payload, the reason and the time.
+It is the audit trail, the place where events wait for their task's
+``created`` (outcome ``parked``), and what a task can be rebuilt from
+(``rebuild``). A record's ``_id`` is ``{owner}/{message_id}/{batch_id}``:
+the owner (a task's id, ``#job_id`` for a Job's own event, ``-`` for a
+message that is no event) comes first, so one owner's whole history is one
+``_id`` range (``owned_by``) and no other index is needed to read it, and a
+retried batch rewrites its records rather than adding to them.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from pymongo import UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
 from worker.contract import lifecycle
+from worker.contract.delivery import Delivery
 from worker.contract.events import EVENT_TYPES, Event
-from worker.contract.history_keys import owned_by, record_id
-from worker.contract.lifecycle import Outcome
-from worker.ingest.retry import check_bulk_errors
-from worker.ingest.store import DEAD_LETTERS, DUPLICATE_KEY, EVENTS
+from worker.contract.outcomes import ACCEPTED_OUTCOMES, PARKED, Outcome
+from worker.store.collections import HISTORY
+from worker.store.retry import check_bulk_errors, insert_new
 
 logger = logging.getLogger(__name__)
 
-MAX_RAW_PAYLOAD = 64 * 1024
+
+def record_id(owner: str, message_id: str, batch_id: str) -> str:
+    """One record per delivery and batch: a retried batch rewrites, never adds."""
+    return f"{owner}/{message_id}/{batch_id}"
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """One received message, as the broker handed it to the worker."""
-
-    message_id: str
-    task_name: str
-    args: list
-    kwargs: dict
-    received_at: datetime
-    refusal: str | None = None  # why it could not even be decoded
-
-    def raw_payload(self) -> tuple[str, bool]:
-        """The message as JSON text, cut at 64 KiB: any content can be stored."""
-        text = json.dumps({"args": self.args, "kwargs": self.kwargs}, default=repr, ensure_ascii=False)
-        if len(text) > MAX_RAW_PAYLOAD:
-            return text[:MAX_RAW_PAYLOAD], True
-        return text, False
+def owned_by(owner: str, message_id: str | None = None) -> dict[str, Any]:
+    """The ``_id`` range of an owner's records (of one of its messages, if given)."""
+    prefix = f"{owner}/{message_id}/" if message_id is not None else f"{owner}/"
+    return {"$gte": prefix, "$lt": prefix[:-1] + "0"}  # '0' follows '/'
 
 
 def owner_of(event: Event | None) -> str:
@@ -74,7 +62,7 @@ def history_record(
 ) -> dict:
     """The record of one delivery; ``job_id`` names the Job whose ending sent a task event."""
     now = datetime.now(UTC)
-    record = {
+    record: dict[str, Any] = {
         "_id": record_id(owner_of(event), delivery.message_id, batch_id),
         "message_id": delivery.message_id,
         "task_name": delivery.task_name,
@@ -87,7 +75,7 @@ def history_record(
         record["reason"] = outcome.reason
     if event is not None:
         record.update(
-            **_whose(event),
+            **whose(event),
             event_id=event.event_id,
             kind=event.kind,
             event=event.model_dump(mode="json", exclude_none=True, exclude={"kind"}),
@@ -103,40 +91,15 @@ def history_record(
     return record
 
 
-def dead_letter_record(delivery: Delivery, outcome: Outcome, event: Event | None, field: str | None) -> dict:
-    payload, truncated = delivery.raw_payload()
-    record = {
-        "_id": delivery.message_id,
-        "task_name": delivery.task_name,
-        "payload": payload,
-        "payload_truncated": truncated,
-        "outcome": outcome.kind,
-        "reason": outcome.reason,
-        "received_at": delivery.received_at,
-        "dead_lettered_at": datetime.now(UTC),
-    }
-    if field:
-        record["field"] = field
-    if event is not None:
-        record.update(**_whose(event), event_id=event.event_id)
-    return record
+def insert_parked(db: Database, records: list[dict]) -> None:
+    """Park events waiting for their created; a record a retried batch parked already stays."""
+    insert_new(db[HISTORY], records)
 
 
-def _whose(event: Event) -> dict:
+def whose(event: Event) -> dict:
     """The task (or, for a Job's own event, the job) and the domain an event names."""
     owner = {"job_task_id": event.job_task_id} if hasattr(event, "job_task_id") else {"job_id": event.job_id}
     return {**owner, "domain_id": event.domain_id}
-
-
-def insert_new(db: Database, collection: str, records: list[dict]) -> list[dict]:
-    """Insert, skipping records already there (a retried batch); returns the skipped ones."""
-    if not records:
-        return []
-    try:
-        db[collection].insert_many(records, ordered=False)
-    except BulkWriteError as exc:
-        return [records[error["index"]] for error in check_bulk_errors(exc, tolerated={DUPLICATE_KEY})]
-    return []
 
 
 def recorded_messages(db: Database, messages: set[tuple[str, str]], batch_id: str) -> set[tuple[str, str]]:
@@ -144,9 +107,9 @@ def recorded_messages(db: Database, messages: set[tuple[str, str]], batch_id: st
     if not messages:
         return set()
     ranges = [{"_id": owned_by(owner, message_id)} for owner, message_id in sorted(messages)]
-    query = {"$or": ranges, "outcome": {"$in": sorted(lifecycle.ACCEPTED_OUTCOMES)}}
+    query = {"$or": ranges, "outcome": {"$in": sorted(ACCEPTED_OUTCOMES)}}
     found = set()
-    for record in db[EVENTS].find(query, {"message_id": 1, "batch_id": 1}):
+    for record in db[HISTORY].find(query, {"message_id": 1, "batch_id": 1}):
         owner = record["_id"].split("/", 1)[0]
         if record.get("batch_id") != batch_id and (owner, record["message_id"]) in messages:
             found.add((owner, record["message_id"]))
@@ -157,16 +120,16 @@ def task_records(db: Database, job_task_id: str, query: dict | None = None,
                  projection: dict | None = None) -> list[dict]:
     """A task's records in the order they were received, for rebuilding it (the read side
     serves them in the order they occurred: ``worker.read.history``)."""
-    records = db[EVENTS].find({"_id": owned_by(job_task_id), **(query or {})}, projection)
+    records = db[HISTORY].find({"_id": owned_by(job_task_id), **(query or {})}, projection)
     return sorted(records, key=lambda record: (record["received_at"], record["_id"]))
 
 
 def write_history(db: Database, records: list[dict]) -> None:
     """Insert final records; one that exists already (it was parked) is overwritten."""
-    existing = insert_new(db, EVENTS, records)
+    existing = insert_new(db[HISTORY], records)
     if existing:
         try:
-            db[EVENTS].bulk_write(
+            db[HISTORY].bulk_write(
                 [UpdateOne({"_id": record["_id"]}, {"$set": record}) for record in existing],
                 ordered=False,
             )
@@ -187,26 +150,18 @@ def resolve_parked(db: Database, resolutions: list[tuple[str, Outcome, str]]) ->
             change["reason"] = outcome.reason
         else:
             update["$unset"] = {"reason": ""}
-        ops.append(UpdateOne({"_id": parked_id, "outcome": lifecycle.PARKED}, update))
+        ops.append(UpdateOne({"_id": parked_id, "outcome": PARKED}, update))
     try:
-        db[EVENTS].bulk_write(ops, ordered=False)
+        db[HISTORY].bulk_write(ops, ordered=False)
     except BulkWriteError as exc:
         check_bulk_errors(exc, tolerated=())
-
-
-def write_dead_letters(db: Database, records: list[dict]) -> None:
-    for record in records:
-        logger.warning(
-            "dead-lettered %s message %s: %s", record["task_name"], record["_id"], record["reason"]
-        )
-    insert_new(db, DEAD_LETTERS, records)
 
 
 def parked_records(db: Database, job_task_ids: set[str]) -> list[dict]:
     if not job_task_ids:
         return []
-    query = {"job_task_id": {"$in": sorted(job_task_ids)}, "outcome": lifecycle.PARKED}
-    return list(db[EVENTS].find(query).sort("received_at", 1))
+    query = {"job_task_id": {"$in": sorted(job_task_ids)}, "outcome": PARKED}
+    return list(db[HISTORY].find(query).sort("received_at", 1))
 
 
 def event_from_record(record: dict) -> Event:
@@ -217,7 +172,7 @@ def event_from_record(record: dict) -> Event:
 
 def rebuild(db: Database, job_task_id: str) -> lifecycle.TaskState:
     """Recompute a task from its history with the pure rules, in arrival order."""
-    records = task_records(db, job_task_id, {"outcome": {"$in": sorted(lifecycle.ACCEPTED_OUTCOMES)}})
+    records = task_records(db, job_task_id, {"outcome": {"$in": sorted(ACCEPTED_OUTCOMES)}})
     deliveries = []
     seen = set()
     for record in records:

@@ -14,10 +14,12 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
+from collections.abc import Collection as Codes
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from pymongo.collection import Collection
 from pymongo.errors import (
     BulkWriteError,
     ConnectionFailure,
@@ -25,6 +27,8 @@ from pymongo.errors import (
     WriteConcernError,
     WTimeoutError,
 )
+
+from worker.store.collections import DUPLICATE_KEY
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -83,7 +87,7 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-def check_bulk_errors(exc: BulkWriteError, tolerated: Collection[int]) -> list[dict]:
+def check_bulk_errors(exc: BulkWriteError, tolerated: Codes[int]) -> list[dict]:
     """The bulk's write errors whose codes the caller expects; raises for anything else.
 
     A write concern that was not met, or a transient error inside the bulk,
@@ -99,6 +103,17 @@ def check_bulk_errors(exc: BulkWriteError, tolerated: Collection[int]) -> list[d
     if any(error.get("code") not in tolerated for error in errors):
         raise exc
     return errors
+
+
+def insert_new(collection: Collection, records: list[dict]) -> list[dict]:
+    """Insert, skipping records already there (a retried batch); returns the skipped ones."""
+    if not records:
+        return []
+    try:
+        collection.insert_many(records, ordered=False)
+    except BulkWriteError as exc:
+        return [records[error["index"]] for error in check_bulk_errors(exc, tolerated={DUPLICATE_KEY})]
+    return []
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,14 @@ from pydantic import BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 from pymongo.database import Database
 
-from worker.contract.lifecycle import CANCELED, IN_PROGRESS
-from worker.read.errors import (
+from worker.contract.errors import (
     ERROR_BROKER_UNAVAILABLE,
     ERROR_INVALID_PARAMETER,
     ERROR_JOB_STATE,
     ERROR_PERMISSION_DENIED,
-    ReadError,
+    CodedError,
 )
+from worker.contract.lifecycle import CANCELED, IN_PROGRESS
 from worker.read.models import RequestBase
 from worker.read.parse import parse
 from worker.read.reads import Scope, get_item
@@ -77,7 +77,7 @@ def cancel_job(db: Database[dict[str, Any]], scope: Scope, body: Any, settings: 
         raise ERROR_JOB_STATE(job_state=job["status"])
     try:
         send(request.job_id, scope.domain_id, request.reason)
-    except ReadError:
+    except CodedError:
         raise
     except ValueError as exc:  # the contract refused the event (the SDK checks before sending)
         raise ERROR_INVALID_PARAMETER(key="body", reason=str(exc)) from None

@@ -1,0 +1,98 @@
+"""The store's collections: their names, their indexes, and the check that a database fits this layout.
+
+Every collection is named here and only here; each module of this package
+owns the documents of one of them. ``ensure_indexes`` makes every index
+the worker, the sweep and the read API rely on, safe to run at every start.
+
+On MongoDB an index whose keys an update does not change costs that update
+nothing; secantusdb (the embedded store) rewrites every index entry of a
+document on each update, so each index here is one a read or the sweep
+needs, and the reason is written beside it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pymongo
+from pymongo.database import Database
+from pymongo.errors import OperationFailure
+
+logger = logging.getLogger(__name__)
+
+JOB_TASKS = "job_tasks"  # one document per JobTask, its log folded (worker.store.tasks)
+LOG = "job_task_log"  # each task's accepted events, in numbered entries (worker.store.log)
+HISTORY = "job_task_history"  # every delivery and its outcome (worker.store.history)
+DEAD_LETTERS = "job_task_dead_letters"  # what an operator must look at (worker.store.dead_letters)
+JOBS = "jobs"  # one document per Job, derived from its events and tasks (worker.store.jobs)
+# The history's name before it was told apart from the events queue (job_task_events).
+FORMER_HISTORY = "job_task_events"
+
+DUPLICATE_KEY = 11000  # MongoDB's error code for a unique index refusing a write
+LOGGED_EVENT_INDEX = "logged_event_unique"
+RUNNING_JOBS_INDEX = "running_created_on"
+
+
+def ensure_indexes(db: Database) -> None:
+    """Create what the worker, the sweep and the read API rely on; refuse a database of another layout."""
+    refuse_older_layout(db)
+    adopt_former_history(db)
+    newest_first = [("created_at", pymongo.DESCENDING), ("job_task_id", pymongo.ASCENDING)]
+    tasks = db[JOB_TASKS]
+    # A task's _id is its job_task_id: the index every collection has finds a
+    # task by id. The reads need a domain's tasks newest first, of one status
+    # (the sweep too), of one job, and of the workspaces a token may read.
+    # Filters on other fields (data_source_id, resource_group) read a domain's
+    # tasks in created_at order and filter them.
+    tasks.create_index([("domain_id", 1), *newest_first], name="domain_created")
+    for key in ("status", "job_id", "workspace_id"):
+        tasks.create_index([("domain_id", 1), (key, 1), *newest_first], name=f"domain_{key}_created")
+    # The exactly-once check: an event of a task is logged once (worker.store.log).
+    db[LOG].create_index("ev.i", unique=True, name=LOGGED_EVENT_INDEX)
+    # A task's history is one _id range (worker.store.history.owned_by); only
+    # what waits for its created needs an index of its own.
+    db[HISTORY].create_index([("job_task_id", 1)], name="parked_by_job_task",
+                             partialFilterExpression={"outcome": "parked"})
+    db[DEAD_LETTERS].create_index([("dead_lettered_at", -1)], name="dead_lettered_at")
+    jobs = db[JOBS]
+    job_newest_first = [("created_at", -1), ("job_id", 1)]
+    # A Job's _id is its job_id. A domain's jobs newest first (list, stat), and
+    # of one status (the filter operators and the console use first):
+    # secantusdb plans a find on an index only when the index holds every
+    # equality it asks, so without the second a status filter scans every
+    # domain's jobs. Other filters (data source, workspace) do scan: a domain
+    # has far fewer jobs than tasks.
+    jobs.create_index([("domain_id", 1), *job_newest_first], name="domain_created")
+    jobs.create_index([("domain_id", 1), ("status", 1), *job_newest_first], name="domain_status_created")
+    # The sweep's: the running Jobs by when the worker stored them. Partial, so
+    # it holds only IN_PROGRESS Jobs and a Job stops costing it once it ends.
+    jobs.create_index([("_created_on", 1)], name=RUNNING_JOBS_INDEX,
+                      partialFilterExpression={"status": "IN_PROGRESS"})
+
+
+class OlderLayout(RuntimeError):
+    """The store holds JobTasks written by an earlier, incompatible version."""
+
+
+def refuse_older_layout(db: Database) -> None:
+    """Stop at start rather than write beside documents of another layout."""
+    older = db[JOB_TASKS].find_one({"_v": {"$exists": False}}, {"job_task_id": 1})
+    if older is not None:
+        raise OlderLayout(
+            f"database {db.name} holds JobTasks of an earlier layout (e.g. {older.get('job_task_id')}); "
+            "rebuild them from the history into a new database, or start on an empty one"
+        )
+
+
+def adopt_former_history(db: Database) -> None:
+    """A database whose history still has its former name gets it renamed, once, before use."""
+    names = set(db.list_collection_names())
+    if FORMER_HISTORY not in names or HISTORY in names:
+        return
+    try:
+        db[FORMER_HISTORY].rename(HISTORY)
+        logger.info("renamed the history collection %s to %s", FORMER_HISTORY, HISTORY)
+    except OperationFailure as exc:
+        if HISTORY not in db.list_collection_names():  # not another process renaming it at once
+            raise
+        logger.debug("history renamed meanwhile by another process: %s", exc)

@@ -1,0 +1,70 @@
+"""The read API's queries run against the store, each bounded by its time limit; driver errors as coded errors.
+
+The read path (``worker.read``) translates a SpaceONE query into a plan
+(filter, sort, page, pipeline); these functions run it on a resource's
+collection with the server-side limit ``JOBTASK_QUERY_TIME_LIMIT_MS``
+(``maxTimeMS``) and turn every driver failure into a coded error: the time
+limit 504, an unreachable store 503, a query the store refuses 400, never a
+raw exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pymongo.database import Database
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, OperationFailure, PyMongoError
+
+from worker.contract.errors import ERROR_DB_QUERY, ERROR_DB_UNAVAILABLE, ERROR_QUERY_TIMEOUT
+
+MAX_TIME_MS_EXPIRED = 50  # MongoDB's error code for a query past its maxTimeMS
+Document = dict[str, Any]
+
+
+@contextmanager
+def store_errors(limit_ms: int) -> Iterator[None]:
+    """Driver exceptions as coded errors: 504 on the time limit, 503 unreachable, else 400."""
+    try:
+        yield
+    except ExecutionTimeout:
+        raise ERROR_QUERY_TIMEOUT(limit_ms=limit_ms) from None
+    except OperationFailure as exc:
+        if exc.code == MAX_TIME_MS_EXPIRED:
+            raise ERROR_QUERY_TIMEOUT(limit_ms=limit_ms) from None
+        reason = (exc.details or {}).get("errmsg") or str(exc)
+        raise ERROR_DB_QUERY(reason=reason) from None
+    except ConnectionFailure as exc:
+        raise ERROR_DB_UNAVAILABLE(reason=type(exc).__name__) from None
+    except PyMongoError as exc:
+        raise ERROR_DB_QUERY(reason=str(exc)) from None
+
+
+def find_one(db: Database[Document], collection: str, query: Document, projection: Any,
+             limit_ms: int) -> Document | None:
+    with store_errors(limit_ms):
+        return db[collection].find_one(query, projection, max_time_ms=limit_ms)
+
+
+def count(db: Database[Document], collection: str, query: Document, limit_ms: int) -> int:
+    with store_errors(limit_ms):
+        return db[collection].count_documents(query, maxTimeMS=limit_ms)
+
+
+def find_page(db: Database[Document], collection: str, query: Document, projection: Any,
+              sort: list[tuple[str, int]], skip: int, limit: int, limit_ms: int) -> list[Document]:
+    """One page of documents in ``sort`` order; ``limit`` 0 is all of them."""
+    with store_errors(limit_ms):
+        cursor = db[collection].find(query, projection).sort(sort).skip(skip).limit(limit).max_time_ms(limit_ms)
+        return list(cursor)
+
+
+def aggregate(db: Database[Document], collection: str, pipeline: list[Document], limit_ms: int) -> list[Document]:
+    with store_errors(limit_ms):
+        return list(db[collection].aggregate(pipeline, maxTimeMS=limit_ms))
+
+
+def distinct(db: Database[Document], collection: str, key: str, query: Document, limit_ms: int) -> list[Any]:
+    with store_errors(limit_ms):
+        return db[collection].distinct(key, query, maxTimeMS=limit_ms)
