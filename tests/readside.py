@@ -17,7 +17,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from tests.harness import Pipeline
-from worker.api.server import create_app
+from worker.api import create_app
 from worker.dev.embedded import EmbeddedStore
 from worker.settings import Settings, load_settings
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from importlib import resources
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from worker.contract.errors import ERROR_UNSUPPORTED_API
@@ -54,9 +54,10 @@ def console_files() -> dict[str, bytes]:
     }
 
 
-def add_console_routes(app: FastAPI) -> None:
+def console_router() -> APIRouter:
     """``GET /console`` (the page) and ``GET /console/{file}`` (its script and style)."""
     files = console_files()
+    router = APIRouter()
 
     def serve(name: str, request: Request) -> Response:
         content = files.get(name)
@@ -65,11 +66,13 @@ def add_console_routes(app: FastAPI) -> None:
         media_type = MEDIA_TYPES["." + name.rsplit(".", 1)[-1]]
         return Response(content, media_type=media_type, headers=SECURITY_HEADERS)
 
-    @app.get(CONSOLE_PATH, include_in_schema=False)
+    @router.get(CONSOLE_PATH, include_in_schema=False)
     async def console_page(request: Request) -> Response:
         return serve("index.html", request)
 
-    @app.get(CONSOLE_PATH + "/{name}", include_in_schema=False)
+    @router.get(CONSOLE_PATH + "/{name}", include_in_schema=False)
     async def console_file(name: str, request: Request) -> Response:
         return serve(name, request)
+
+    return router
 

@@ -1,15 +1,28 @@
 """Coded errors over HTTP: each category's status, and the body SpaceONE's REST layer gives.
 
 The errors themselves are face-neutral (``worker.contract.errors``); this is
-the one place that says which HTTP status each category answers with.
+the one place that says which HTTP status each category answers with, and
+``install_error_handlers`` makes every failure of a request such an answer:
+a coded error as it is, a bad query parameter ``ERROR_INVALID_PARAMETER``,
+an unknown path ``ERROR_UNSUPPORTED_API``, anything unexpected a logged
+``ERROR_UNKNOWN`` with a reference, never a stack trace.
 """
 
 from __future__ import annotations
 
+import logging
+import uuid
+from collections.abc import Mapping
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worker.contract import errors
-from worker.contract.errors import CodedError
+from worker.contract.errors import ERROR_INVALID_PARAMETER, ERROR_UNKNOWN, ERROR_UNSUPPORTED_API, CodedError
+
+LOGGER = logging.getLogger("jobtask.api")
 
 HTTP_STATUS = {
     errors.INVALID_ARGUMENT: 400,
@@ -27,6 +40,30 @@ def http_status(error: CodedError) -> int:
     return HTTP_STATUS[error.category]
 
 
-def error_response(error: CodedError, status: int | None = None, headers: dict | None = None) -> JSONResponse:
+def error_response(error: CodedError, status: int | None = None,
+                   headers: Mapping[str, str] | None = None) -> JSONResponse:
     """``{"detail": {"code": ..., "message": ...}}`` with the error's status (or ``status``)."""
     return JSONResponse({"detail": error.detail()}, status_code=status or http_status(error), headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CodedError)
+    async def coded(_request: Request, error: CodedError) -> JSONResponse:
+        return error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        first = (error.errors() or [{}])[0]
+        key = ".".join(str(part) for part in first.get("loc", ("body",)))
+        return error_response(ERROR_INVALID_PARAMETER(key=key, reason=first.get("msg", "invalid")))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        coded_error = ERROR_UNSUPPORTED_API(method=request.method, path=request.url.path)
+        return error_response(coded_error, status=error.status_code, headers=error.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        reference = uuid.uuid4().hex[:12]
+        LOGGER.exception("unexpected error %s on %s %s", reference, request.method, request.url.path)
+        return error_response(ERROR_UNKNOWN(reference=reference))

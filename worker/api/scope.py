@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from worker.api.deps import CallerScope
 from worker.api.models import Error
-from worker.api.requests import caller_scope
-from worker.settings import Settings
+from worker.api.openapi import BEARER
 
 SCOPE_PATH = "/cost-analysis/v1/auth/scope"
 
@@ -28,16 +28,14 @@ class ScopeInfo(BaseModel):
     permissions: list[Literal["read", "cancel"]] = Field(description="cancel: may POST job/cancel")
 
 
-def add_scope_route(app: FastAPI) -> None:
-    settings: Settings = app.state.settings
-    error = {"model": Error}
+router = APIRouter()
 
-    @app.get(SCOPE_PATH, name="auth_scope", summary="The token's scope", response_model=ScopeInfo,
-             responses={401: {"description": "ERROR_AUTHENTICATE_FAILURE", **error},
-                        403: {"description": "ERROR_PERMISSION_DENIED", **error}},
-             openapi_extra={"security": [{"bearer": []}]})
-    async def auth_scope(request: Request) -> ScopeInfo:
-        scope = caller_scope(request.headers.get("authorization"), settings)
-        workspaces = list(scope.workspace_ids) if scope.workspace_ids is not None else None
-        return ScopeInfo.model_validate({"domain_id": scope.domain_id, "workspace_ids": workspaces,
-                                         "permissions": list(scope.permissions)})
+
+@router.get(SCOPE_PATH, name="auth_scope", summary="The token's scope", response_model=ScopeInfo,
+            responses={401: {"description": "ERROR_AUTHENTICATE_FAILURE", "model": Error},
+                       403: {"description": "ERROR_PERMISSION_DENIED", "model": Error}},
+            openapi_extra={"security": BEARER})
+async def auth_scope(scope: CallerScope) -> ScopeInfo:
+    workspaces = list(scope.workspace_ids) if scope.workspace_ids is not None else None
+    return ScopeInfo.model_validate({"domain_id": scope.domain_id, "workspace_ids": workspaces,
+                                     "permissions": list(scope.permissions)})

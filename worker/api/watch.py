@@ -19,32 +19,27 @@ starts with that id too, and sends a comment every
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
 
+from worker.api.deps import app_settings, token_scope
 from worker.api.hub import ChangeHub, Start, Watcher
+from worker.api.job_tasks import PREFIX
 from worker.contract.changes import RESET, Change, entry_id_key
 from worker.contract.errors import ERROR_INVALID_PARAMETER, ERROR_WATCH_UNAVAILABLE
 from worker.contract.jobs import JOB_STATUSES
 from worker.contract.lifecycle import STATUSES
-from worker.settings import Settings
 
 WATCHED_STATUSES = tuple(dict.fromkeys((*STATUSES, *JOB_STATUSES)))
 RETRY_MS = 2_000  # what a browser waits before it reconnects a dropped stream
 
 
-def add_watch_route(app: FastAPI, prefix: str, caller_scope: Callable) -> ChangeHub:
-    """``GET {prefix}/watch`` on ``app``; returns the hub, which the app closes when it stops.
-
-    ``caller_scope(authorization, settings)`` is the server's: the token decides
-    the scope here as on every route.
-    """
-    settings: Settings = app.state.settings
-    hub = ChangeHub(settings)
-    app.state.change_hub = hub
+def watch_router(hub: ChangeHub) -> APIRouter:
+    """``GET {PREFIX}/watch``, fed by ``hub`` (which the app closes when it stops)."""
+    router = APIRouter(prefix=PREFIX)
 
     async def watch(
         request: Request,
@@ -55,10 +50,11 @@ def add_watch_route(app: FastAPI, prefix: str, caller_scope: Callable) -> Change
         last_event_id: str | None = Query(None, description="Resume after this event id, like the "
                                              "Last-Event-ID header"),
     ) -> StreamingResponse:
+        settings = app_settings(request)
         authorization = request.headers.get("authorization")
         if access_token and not authorization:
             authorization = f"Bearer {access_token}"
-        scope = caller_scope(authorization, settings)
+        scope = token_scope(authorization, settings)
         if status is not None and status not in WATCHED_STATUSES:
             raise ERROR_INVALID_PARAMETER(key="status", reason=f"one of {', '.join(WATCHED_STATUSES)}")
         resume = request.headers.get("last-event-id") or last_event_id
@@ -75,8 +71,8 @@ def add_watch_route(app: FastAPI, prefix: str, caller_scope: Callable) -> Change
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    app.add_api_route(
-        f"{prefix}/watch",
+    router.add_api_route(
+        "/watch",
         watch,
         methods=["GET"],
         name="job_task_watch",
@@ -89,7 +85,7 @@ def add_watch_route(app: FastAPI, prefix: str, caller_scope: Callable) -> Change
             503: {"description": "ERROR_WATCH_UNAVAILABLE"},
         },
     )
-    return hub
+    return router
 
 
 async def _events(hub: ChangeHub, watcher: Watcher, start: Start, heartbeat: float) -> AsyncIterator[str]:

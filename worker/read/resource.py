@@ -5,7 +5,7 @@ translation, the request models, the reads, the HTTP routes and the CLI take
 one and know nothing else about the documents they serve. ``JOB_TASK`` is
 the JobTask, ``JOB`` the Job its tasks belong to (derived by the worker,
 ``worker.store.jobs``); each face serves both with one call per resource
-(``worker.api.server.add_read_routes``, ``worker.cli.jobtask.add_read_commands``).
+(``worker.api.reads.add_reads``, ``worker.cli.jobtask.add_read_commands``).
 """
 
 from __future__ import annotations

@@ -1,25 +1,30 @@
-"""What every route does first with a request: the caller's scope from its token, its body as JSON.
+"""What routes take from a request, written once: the app's settings and clients, the caller's scope, the body.
 
 The token alone decides the caller's domain, workspaces and permissions
-(``JOBTASK_API_TOKENS``); a body is parsed here and validated by the read
-functions against their models.
+(``JOBTASK_API_TOKENS``); a body is parsed as JSON here and validated by the
+read or command it is for, against the same request models that
+``/openapi.json`` describes (``worker.api.openapi``), so that SpaceONE's
+error codes name what is wrong.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends, Request
+
+from worker.api.connections import Connections
 from worker.contract.errors import ERROR_AUTHENTICATE_FAILURE, ERROR_INVALID_PARAMETER, ERROR_PERMISSION_DENIED
-from worker.read.reads import Scope
+from worker.read.query import Scope
 from worker.settings import Settings
 
 MAX_BODY_BYTES = 1_000_000
 
 
-def caller_scope(authorization: str | None, settings: Settings) -> Scope:
-    """The scope of the bearer token; 401 without a known token, 403 if it may read nothing."""
+def token_scope(authorization: str | None, settings: Settings) -> Scope:
+    """The scope of a bearer token; 401 without a known token, 403 if it may read nothing."""
     scheme, _, token = (authorization or "").strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -48,3 +53,28 @@ def parse_body(raw: bytes) -> Any:
     except (ValueError, RecursionError) as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
         raise ERROR_INVALID_PARAMETER(key="body", reason=f"malformed JSON ({reason})") from None
+
+
+def app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def app_connections(request: Request) -> Connections:
+    connections: Connections = request.app.state.connections
+    return connections
+
+
+def caller_scope(request: Request) -> Scope:
+    """The caller's scope, from ``Authorization: Bearer <token>`` (documented as the bearer scheme)."""
+    return token_scope(request.headers.get("authorization"), app_settings(request))
+
+
+async def json_body(request: Request) -> Any:
+    return parse_body(await request.body())
+
+
+AppSettings = Annotated[Settings, Depends(app_settings)]
+AppConnections = Annotated[Connections, Depends(app_connections)]
+CallerScope = Annotated[Scope, Depends(caller_scope)]
+JsonBody = Annotated[Any, Depends(json_body)]
