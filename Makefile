@@ -26,10 +26,10 @@ LINT ?= lint
 test: $(STAMP) $(LINT)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# One table, a row per stream (tests/bench.py). BENCH_ARGS="--scale 0.05" for a quick look,
+# One table, a row per stream (bench/main.py). BENCH_ARGS="--scale 0.05" for a quick look,
 # BENCH_ARGS="--soak 1000000" for the memory soak instead; --help lists the rest.
 bench: $(STAMP)
-	$(PY) -m tests.bench $(BENCH_ARGS)
+	$(PY) -m bench $(BENCH_ARGS)
 
 schema: $(STAMP)
 	$(PY) -m worker.contract.schema

@@ -13,10 +13,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests import bench, bench_reads, bench_streams
-from tests.bench_runs import Services, measure_update_one, run_noop, run_pipeline, verify
-from tests.bench_soak import quarter_peaks, run_soak, soak_table
-from tests.bench_streams import Expected
+from bench import main as bench
+from bench import reads as bench_reads
+from bench import streams as bench_streams
+from bench.runs import Services, measure_update_one, run_noop, run_pipeline, verify
+from bench.soak import quarter_peaks, run_soak, soak_table
+from bench.streams import Expected
 from worker.contract import lifecycle, outcomes
 from worker.store.collections import DEAD_LETTERS, HISTORY, JOB_TASKS
 
@@ -209,7 +211,7 @@ def test_check_catches_a_wrong_task_an_event_applied_twice_and_leftovers(mongo_d
     assert not verify(mongo_db, expected, 4).correct, "a dead letter"
 
 
-# --- the reads table (tests/bench_reads.py) -----------------------------------------------------------
+# --- the reads table (bench/reads.py) -----------------------------------------------------------
 
 
 def test_reads_seed_through_the_worker_and_compare_like_with_like(mongo_db):

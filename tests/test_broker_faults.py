@@ -90,7 +90,8 @@ def test_a_lone_event_after_every_connection_was_cut_is_applied(private_broker, 
 
     cut_broker_connections(private_broker.url)
     wait_for(lambda: connections(worker) >= 2, timeout=30)
-    time.sleep(0.5)  # the reconnected consumer settles in
+    # Sent at once: whether it reaches the buffer before or after the new
+    # connection's flush is registered, only that flush sends its batch.
     pipeline.events.send_raw("job_task.created", created_event("job-task-lone"))
     # Applied in well under a second; a batch that never fills is never sent
     # if the periodic flush died with the old connection.
@@ -257,7 +258,7 @@ def test_a_warm_stop_during_a_store_outage_hands_everything_back(private_pipelin
         for name, kwargs in events:
             pipeline.events.send_raw(name, kwargs)
         wait_for(lambda: pipeline.redis.hlen("unacked") > 0, timeout=30)
-        time.sleep(1)  # batches are retrying the store
+        wait_for(lambda: "store unavailable" in worker.log(), timeout=30)  # batches are retrying the store
         worker.process.send_signal(signal.SIGTERM)
         # A warm stop waits for running batches: at most their time limit
         # (8.5 s with the tests' timings).

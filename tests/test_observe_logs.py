@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import httpx
 
@@ -68,7 +67,7 @@ def test_worker_text_lines_stay_readable(pipeline_factory):
 def test_api_json_lines(store_url, broker_url, tmp_path):
     port = free_port()
     log_path = tmp_path / "api.log"
-    env = {**os.environ, "JOBTASK_LOG_FORMAT": "json", "JOBTASK_MONGO_URL": store_url,
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "JOBTASK_LOG_FORMAT": "json", "JOBTASK_MONGO_URL": store_url,
            "JOBTASK_BROKER_URL": broker_url, "JOBTASK_MONGO_DB": "logs_api"}
     with open(log_path, "wb") as log:
         api = subprocess.Popen(
@@ -84,7 +83,7 @@ def test_api_json_lines(store_url, broker_url, tmp_path):
 
         wait_for(healthy, timeout=60, interval=0.2)
         assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 200
-        time.sleep(0.3)
+        wait_for(lambda: "/metrics" in log_path.read_text(errors="replace"), timeout=30)  # its access line
     finally:
         api.terminate()
         api.wait(timeout=20)

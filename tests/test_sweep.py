@@ -272,6 +272,11 @@ def start_beat(pipeline, name: str, **env: str) -> subprocess.Popen:
                             stdin=subprocess.DEVNULL, start_new_session=True)
 
 
+def beat_sweeps(pipeline, name: str) -> int:
+    """How many sweeps a beat has sent so far (its log says each one)."""
+    return (pipeline.workdir / f"{name}.log").read_text(errors="replace").count("Sending due task")
+
+
 def test_celery_beat_schedules_the_sweep(pipeline_factory):
     pipeline = pipeline_factory()
     settings = {**SHORT, "JOBTASK_SWEEP_INTERVAL": "1"}
@@ -283,7 +288,10 @@ def test_celery_beat_schedules_the_sweep(pipeline_factory):
         wait_for(lambda: (pipeline.task("job-task-beaten") or {}).get("status") == TIMEOUT, timeout=90)
         wait_for(lambda: pipeline.db.job_tasks.count_documents({}) == 1 and len(
             sweep_outcomes(pipeline, "job-task-beaten")) >= 1, timeout=30)
-        time.sleep(3)  # a few more sweeps of both beats
+        sent = [beat_sweeps(pipeline, f"beat{number}") for number in (1, 2)]
+        # A few more sweeps of both beats, each of which must change nothing.
+        wait_for(lambda: all(beat_sweeps(pipeline, f"beat{number}") >= sent[number - 1] + 3 for number in (1, 2)),
+                 timeout=60)
         assert all(beat.poll() is None for beat in beats)
     finally:
         for beat in beats:

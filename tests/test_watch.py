@@ -13,7 +13,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from contextlib import contextmanager
 
 import httpx
@@ -316,7 +315,7 @@ def test_two_hundred_idle_watchers_cost_the_api_under_50_mib(private_pipeline):
     async def scenario() -> tuple[int, int, int]:
         # One watcher first, so what every API imports on its first watch is in "before".
         client, streams = await open_idle_watchers(url, 1, "token-a")
-        time.sleep(0.5)
+        await asyncio.sleep(0.5)
         before = rss_kib(api.pid)
         more = await open_idle_watchers(url, 200, "token-a")
         await asyncio.sleep(1.0)

@@ -1,4 +1,4 @@
-"""The soak (``python -m tests.bench --soak 1000000``): does the worker's memory stay flat?
+"""The soak (``python -m bench --soak 1000000``): does the worker's memory stay flat?
 
 Not part of CI nor of the default run. Background producers publish an
 interleaved stream block by block (``--window`` new tasks of 10 events each,
@@ -22,7 +22,8 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from tests.bench_runs import (
+from bench.processes import Backlog, cpu_shares
+from bench.runs import (
     POLL_INTERVAL,
     TERMINAL,
     Check,
@@ -35,8 +36,7 @@ from tests.bench_runs import (
     watched_groups,
     worker_env,
 )
-from tests.bench_streams import INTERLEAVED_EVENTS_PER_TASK, soak_blocks, soak_chunk
-from tests.bench_watch import Backlog, cpu_shares
+from bench.streams import INTERLEAVED_EVENTS_PER_TASK, soak_blocks, soak_chunk
 from worker.client import JobTaskEvents
 from worker.store.collections import JOB_TASKS, ensure_indexes
 

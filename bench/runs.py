@@ -1,7 +1,7 @@
 """One benchmark run: fill a queue, start a worker, time it until the stream is applied, check it.
 
 The same method serves the jobtask worker and the no-op baseline
-(``tests.bench_noop``), so their figures compare: the queue is filled first
+(``bench.noop``), so their figures compare: the queue is filled first
 with the worker stopped, and the clock runs from the worker's first fetch
 until nothing is queued, in flight or unacknowledged (for jobtask also until
 every task is terminal in the store). The checks read only public fields of
@@ -26,8 +26,8 @@ from pathlib import Path
 import redis
 from celery import Celery
 
-from tests.bench_streams import Expected, Message, Plan, split
-from tests.bench_watch import Backlog, ProcessGroup, cpu_shares
+from bench.processes import Backlog, ProcessGroup, cpu_shares
+from bench.streams import Expected, Message, Plan, split
 from tests.harness import ROOT, WorkerProcess
 from worker.client import JobTaskEvents
 from worker.contract import lifecycle, outcomes
@@ -35,7 +35,7 @@ from worker.dev.embedded import child_env
 from worker.store.client import connect
 from worker.store.collections import DEAD_LETTERS, HISTORY, JOB_TASKS, ensure_indexes
 
-NOOP_TASK = "bench.noop"  # the task of tests.bench_noop
+NOOP_TASK = "bench.noop"  # the task of bench.noop
 POLL_INTERVAL = 0.02
 PUBLISH_BATCH = 500
 TERMINAL = sorted(lifecycle.TERMINAL_STATUSES)
@@ -306,7 +306,7 @@ def run_noop(services: Services, plan: Plan, batch_size: int | None) -> Run:
         publish_rate = publish(services, queue, plan, task_name=NOOP_TASK)
         progress(f"{label}: draining")
         env = worker_env(services, queue, db.name, batch_size, None)
-        drain, rss = drain_worker(services, "tests.bench_noop", queue, env, plan.events, settled)
+        drain, rss = drain_worker(services, "bench.noop", queue, env, plan.events, settled)
         progress(f"{label}: {plan.events / drain.seconds:,.0f} tasks/s")
         return Run(plan.name, plan.events, plan.tasks, drain, publish_rate, rss)
     finally:

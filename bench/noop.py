@@ -1,6 +1,6 @@
 """The benchmark's baseline worker: one no-op task over the jobtask broker.
 
-``celery -A tests.bench_noop worker -c 2`` consumes the same messages as the
+``celery -A bench.noop worker -c 2`` consumes the same messages as the
 jobtask worker (the benchmark sends it the very same kwargs) through an app
 built by ``worker.celery.create_app`` itself: the same Redis transport, JSON,
 late acknowledgement, requeue on a lost pool process, prefetch and
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from tests.bench_runs import NOOP_TASK
+from bench.runs import NOOP_TASK
 from worker.celery import create_app as create_jobtask_app
 from worker.settings import Settings, get_settings
 

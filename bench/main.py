@@ -1,4 +1,4 @@
-"""Benchmark of the event pipeline: ``make bench`` / ``python -m tests.bench``.
+"""Benchmark of the event pipeline: ``make bench`` / ``python -m bench``.
 
 Drains four event streams through Redis into a jobtask worker of two pool
 processes on the embedded store and prints one markdown table, a row per
@@ -6,7 +6,7 @@ stream: end-to-end events/s, two baselines measured in the same run, the
 ratios, the target, peak memory, CPU, and a check that every task ended as
 sent and every event was accepted once (a fast wrong answer is worth nothing).
 
-The streams (``tests.bench_streams``; ``--scale`` multiplies their sizes):
+The streams (``bench.streams``; ``--scale`` multiplies their sizes):
 
 - friendly: 300 tasks x 11 events (created, started, 8 progressed, a
   terminal), each task's events together. Target: >= 1.5 x the no-op.
@@ -27,7 +27,7 @@ account and month has (the long tasks share one job).
 
 Terminal events: 80 % succeeded, 10 % failed, 10 % canceled.
 
-How it measures (``tests.bench_runs``; the same for jobtask and the no-op):
+How it measures (``bench.runs``; the same for jobtask and the no-op):
 
 - The queue is filled first, with the worker stopped, by ``--producers``
   processes publishing through the SDK's Celery app in pipelined batches,
@@ -37,7 +37,7 @@ How it measures (``tests.bench_runs``; the same for jobtask and the no-op):
   shrinks) until nothing is queued, in flight or unacknowledged, and for
   jobtask also until every task is terminal in the store. Redis is polled
   every 20 ms, the store only once the backlog is empty.
-- No-op baseline: ``tests.bench_noop``, a Celery task that does nothing,
+- No-op baseline: ``bench.noop``, a Celery task that does nothing,
   with the same app settings and concurrency, fed the very same messages.
 - ``update_one`` baseline, once per run: one client's sequential guarded
   ``update_one`` (guard on the event id not applied yet; ``$inc``, ``$push``,
@@ -53,12 +53,12 @@ How it measures (``tests.bench_runs``; the same for jobtask and the no-op):
   part's share of one core while draining (worker main, pool, store), with
   the load average to tell whether something else on the machine competed.
 
-``--soak N`` runs only the memory soak instead (``tests.bench_soak``): N
+``--soak N`` runs only the memory soak instead (``bench.soak``): N
 events of new tasks, about ``--window`` (1,000) in progress at once,
 published while the worker drains them. Target: the worker's resident
 memory grows less than 10 % from the first quarter of the events to the
 last.
-Then a second table, the reads (``tests.bench_reads``): 20,000 tasks in
+Then a second table, the reads (``bench.reads``): 20,000 tasks in
 2,000 declared jobs seeded through the worker's batch code into a fresh
 database, and per row a JobTask or Job read (list newest first, list of
 one status, stat by status) through ``worker.read.reads`` timed against the
@@ -81,9 +81,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests import bench_streams as streams
-from tests.bench_reads import reads_table, run_reads
-from tests.bench_runs import (
+from bench import streams
+from bench.processes import ProcessGroup
+from bench.reads import reads_table, run_reads
+from bench.runs import (
     POLL_INTERVAL,
     Run,
     Services,
@@ -92,9 +93,8 @@ from tests.bench_runs import (
     run_noop,
     run_pipeline,
 )
-from tests.bench_soak import run_soak, soak_table
-from tests.bench_streams import Plan
-from tests.bench_watch import ProcessGroup
+from bench.soak import run_soak, soak_table
+from bench.streams import Plan
 from worker.dev.embedded import EmbeddedRedis, EmbeddedStore
 from worker.settings import Settings
 from worker.store.client import connect
@@ -216,7 +216,7 @@ def table(args, runs: dict[str, tuple[Run, Run]], update_one: float, store_rss: 
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0,
                         help="size of every stream relative to the documented one (1; 0.05 = 5 %%)")
     parser.add_argument("--streams", nargs="+", choices=list(TARGETS), default=list(TARGETS),
@@ -320,7 +320,3 @@ def main(argv: list[str] | None = None) -> int:
         print(reads_text)
     correct = all(run.check.correct for run, _ in runs.values()) and reads_correct
     return 0 if correct else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
