@@ -49,10 +49,14 @@ def ensure_indexes(db: Database) -> None:
         tasks.create_index([("domain_id", 1), (key, 1), *newest_first], name=f"domain_{key}_created")
     # The exactly-once check: an event of a task is logged once (worker.store.log).
     db[LOG].create_index("ev.i", unique=True, name=LOGGED_EVENT_INDEX)
-    # A task's history is one _id range (worker.store.history.owned_by); only
-    # what waits for its created needs an index of its own.
+    # A task's history (its reads, its rebuild; with the domain for a task not
+    # created yet), what waits for its created (partial: parked records only),
+    # and a message's records (a redelivery asks whether its earlier delivery
+    # was recorded). History records are written once, so these cost inserts.
+    db[HISTORY].create_index([("job_task_id", 1), ("domain_id", 1)], name="job_task")
     db[HISTORY].create_index([("job_task_id", 1)], name="parked_by_job_task",
                              partialFilterExpression={"outcome": "parked"})
+    db[HISTORY].create_index([("message_id", 1)], name="message")
     db[DEAD_LETTERS].create_index([("dead_lettered_at", -1)], name="dead_lettered_at")
     jobs = db[JOBS]
     job_newest_first = [("created_at", -1), ("job_id", 1)]
@@ -75,8 +79,14 @@ class OlderLayout(RuntimeError):
 
 
 def refuse_older_layout(db: Database) -> None:
-    """Stop at start rather than write beside documents of another layout."""
-    older = db[JOB_TASKS].find_one({"_v": {"$exists": False}}, {"job_task_id": 1})
+    """Stop at start rather than write beside documents of another layout.
+
+    An earlier layout's tasks all lack ``_v``: one task, the first of the
+    domain index, tells (a search for a missing field would read them all).
+    """
+    first = db[JOB_TASKS].find_one({"domain_id": {"$gt": ""}}, {"job_task_id": 1, "domain_id": 1, "_v": 1},
+                                   sort=[("domain_id", 1)])
+    older = first if first is not None and "_v" not in first else None
     if older is not None:
         raise OlderLayout(
             f"database {db.name} holds JobTasks of an earlier layout (e.g. {older.get('job_task_id')}); "

@@ -103,24 +103,27 @@ def whose(event: Event) -> dict:
 
 
 def recorded_messages(db: Database, messages: set[tuple[str, str]], batch_id: str) -> set[tuple[str, str]]:
-    """Which (owner, message) an earlier delivery recorded as accepted (not this batch's records)."""
+    """Which (owner, message) an earlier delivery recorded as accepted (not this batch's records).
+
+    Looked up by message id (its own index): the records of these messages
+    only, whatever the history holds.
+    """
     if not messages:
         return set()
-    ranges = [{"_id": owned_by(owner, message_id)} for owner, message_id in sorted(messages)]
-    query = {"$or": ranges, "outcome": {"$in": sorted(ACCEPTED_OUTCOMES)}}
+    query = {"message_id": {"$in": sorted({message_id for _, message_id in messages})}}
     found = set()
-    for record in db[HISTORY].find(query, {"message_id": 1, "batch_id": 1}):
+    for record in db[HISTORY].find(query, {"message_id": 1, "batch_id": 1, "outcome": 1}):
         owner = record["_id"].split("/", 1)[0]
-        if record.get("batch_id") != batch_id and (owner, record["message_id"]) in messages:
+        if (record.get("outcome") in ACCEPTED_OUTCOMES and record.get("batch_id") != batch_id
+                and (owner, record["message_id"]) in messages):
             found.add((owner, record["message_id"]))
     return found
 
 
-def task_records(db: Database, job_task_id: str, query: dict | None = None,
-                 projection: dict | None = None) -> list[dict]:
+def task_records(db: Database, job_task_id: str) -> list[dict[str, Any]]:
     """A task's records in the order they were received, for rebuilding it (the read side
     serves them in the order they occurred: ``worker.read.history``)."""
-    records = db[HISTORY].find({"_id": owned_by(job_task_id), **(query or {})}, projection)
+    records = db[HISTORY].find({"job_task_id": job_task_id})
     return sorted(records, key=lambda record: (record["received_at"], record["_id"]))
 
 
@@ -172,7 +175,7 @@ def event_from_record(record: dict) -> Event:
 
 def rebuild(db: Database, job_task_id: str) -> lifecycle.TaskState:
     """Recompute a task from its history with the pure rules, in arrival order."""
-    records = task_records(db, job_task_id, {"outcome": {"$in": sorted(ACCEPTED_OUTCOMES)}})
+    records = [record for record in task_records(db, job_task_id) if record["outcome"] in ACCEPTED_OUTCOMES]
     deliveries = []
     seen = set()
     for record in records:

@@ -33,6 +33,9 @@ MAX_LOGGED_EVENT_BYTES = 420
 MAX_ENTRY_BYTES = 10_000 * MAX_LOGGED_EVENT_BYTES + 64 * 1024
 # A log entry's number, zero-padded so that entries sort by number as text.
 VERSION_DIGITS = 10
+# Entries asked for at once when a task's document catches up with its log:
+# it is behind by one or two, unless a writer died many times over.
+CATCH_UP_WINDOW = 8
 
 
 def entry_id(job_task_id: str, version: int) -> str:
@@ -128,8 +131,20 @@ def logged_events(db: Database, keys: set[str]) -> dict[str, tuple[int, LoggedEv
 
 
 def entries_after(db: Database, job_task_id: str, version: int) -> list[LogEntry]:
-    """The task's entries after ``version``, in order."""
-    query = {"_id": {"$gt": entry_id(job_task_id, version), "$lte": entry_id(job_task_id, 10**VERSION_DIGITS - 1)}}
-    return [LogEntry.from_doc(doc) for doc in db[LOG].find(query).sort("_id", 1)]
+    """The task's entries after ``version``, in order.
+
+    Entries are numbered without gaps, so they are asked for by their ids, a
+    window at a time, until one is missing: a lookup by key, whatever the log
+    holds (a range of ``_id`` is a collection scan on the embedded store).
+    """
+    entries: list[LogEntry] = []
+    while True:
+        wanted = [entry_id(job_task_id, version + step) for step in range(1, CATCH_UP_WINDOW + 1)]
+        found = {doc["v"]: LogEntry.from_doc(doc) for doc in db[LOG].find({"_id": {"$in": wanted}})}
+        for step in range(1, CATCH_UP_WINDOW + 1):
+            if version + step not in found:
+                return entries
+            entries.append(found[version + step])
+        version += CATCH_UP_WINDOW
 
 

@@ -1,0 +1,182 @@
+"""Every query of the write path and the sweep is index-backed on the embedded store.
+
+A batch's cost must not grow with what the store already holds, so no
+command the worker sends may scan a collection. The flows below run the
+worker's own batch code in this process (``process_batch``, the sweep's
+reads, the start-up check) against a real store, with pymongo's command
+monitoring recording every command; each read, update and delete filter
+is then explained on the same store, and a ``COLLSCAN`` anywhere in its
+winning plan fails the test, naming the command. secantusdb plans a query
+on an index only when the index holds every field the filter names, which
+is stricter than MongoDB, so what passes here is index-backed on both.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pymongo import MongoClient, monitoring
+
+from worker.contract.delivery import Delivery
+from worker.contract.sweep import Timeouts
+from worker.ingest.processor import process_batch
+from worker.store import dead_letters, history, log, tasks
+from worker.store.client import connect
+from worker.store.collections import ensure_indexes
+from worker.store.sweep import domains, overdue_jobs, stale_tasks
+
+READS = {"find", "count", "distinct", "aggregate"}
+WRITES = {"update", "delete", "findAndModify"}
+DOMAIN = "domain-plans"
+
+
+class Recorder(monitoring.CommandListener):
+    """Every command a client sends, while recording."""
+
+    def __init__(self) -> None:
+        self.commands: list[dict] = []
+        self.on = False
+        self.lock = threading.Lock()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if self.on and event.command_name in READS | WRITES:
+            with self.lock:
+                self.commands.append(dict(event.command))
+
+    def succeeded(self, event) -> None:
+        pass
+
+    def failed(self, event) -> None:
+        pass
+
+
+@pytest.fixture
+def recorded(store_url):
+    recorder = Recorder()
+    name = "plans_" + uuid.uuid4().hex[:8]
+    db = connect(store_url, name, timeout_ms=10_000)
+    ensure_indexes(db)
+    client = MongoClient(store_url, tz_aware=True, event_listeners=[recorder], serverSelectionTimeoutMS=10_000)
+    yield client[name], recorder, db
+    client.close()
+    db.client.drop_database(name)
+    db.client.close()
+
+
+def delivery(name: str, **kwargs) -> Delivery:
+    return Delivery(uuid.uuid4().hex, name, datetime.now(UTC), kwargs={"domain_id": DOMAIN, **kwargs})
+
+
+def created(task: str, job: str, event_id: str = "c") -> Delivery:
+    return delivery("job_task.created", job_task_id=task, event_id=event_id, job_id=job, data_source_id="ds-1")
+
+
+def winning_stages(db, command: dict) -> list[str]:
+    """The stages of the winning plan the store chooses for one recorded command."""
+    name = next(iter(command))
+    collection = command[name]
+    if name == "find":
+        query = {"find": collection, "filter": command.get("filter", {})}
+        if "sort" in command:
+            query["sort"] = command["sort"]
+    elif name == "count":
+        query = {"find": collection, "filter": command.get("query", {})}
+    elif name == "distinct":
+        query = {"distinct": collection, "key": command["key"], "query": command.get("query", {})}
+    elif name == "aggregate":
+        query = {"aggregate": collection, "pipeline": command["pipeline"], "cursor": {}}
+    elif name in ("update", "delete"):
+        statements = command["updates" if name == "update" else "deletes"]
+        return [stage for statement in statements
+                for stage in winning_stages(db, {"find": collection, "filter": statement["q"]})]
+    else:  # findAndModify
+        query = {"find": collection, "filter": command.get("query", {})}
+    explained = db.command({"explain": query, "verbosity": "queryPlanner"})
+    plan = explained.get("queryPlanner", explained).get("winningPlan", {})
+    stages = []
+    while plan:
+        stages.append(plan.get("stage", "?"))
+        plan = plan.get("inputStage") or (plan.get("inputStages") or [None])[0]
+    return stages
+
+
+def by_key(query: dict) -> bool:
+    """A filter on ``_id`` by equality or ``$in``: served by the primary key.
+
+    MongoDB plans it as IDHACK; secantusdb's explain says COLLSCAN once a
+    guard field (``_v``) stands beside ``_id``, but it runs by the key (the
+    time of such an update does not grow with the collection: measured at
+    1,000 and 20,000 documents, 0.46 ms either way).
+    """
+    key = query.get("_id")
+    return isinstance(key, str) or (isinstance(key, dict) and set(key) == {"$in"})
+
+
+def filters(command: dict) -> list[dict]:
+    name = next(iter(command))
+    if name == "update":
+        return [statement["q"] for statement in command["updates"]]
+    if name == "delete":
+        return [statement["q"] for statement in command["deletes"]]
+    return [command.get("filter", command.get("query", {}))]
+
+
+def scans(db, commands: list[dict]) -> list[str]:
+    """The commands the store answers by reading a whole collection."""
+    scanned = []
+    for command in commands:
+        if all(by_key(query) for query in filters(command)):
+            continue
+        if "COLLSCAN" in winning_stages(db, command):
+            name = next(iter(command))
+            scanned.append(f"{name} {command[name]}: {command.get('pipeline') or filters(command)}")
+    return scanned
+
+
+def test_every_query_of_a_batch_and_the_sweep_is_index_backed(recorded):
+    db, recorder, plain = recorded
+    # Enough documents that a scan and an index differ, written the worker's way.
+    for offset in range(0, 300, 100):
+        process_batch(plain, [created(f"job-task-s{n}", f"job-s{n // 10}") for n in range(offset, offset + 100)],
+                      uuid.uuid4().hex, max_events=1_000)
+    recorder.on = True
+    ensure_indexes(db)  # the start-up check of the layout included
+    # Early events, then their created: parked, looked for, resolved.
+    early = [delivery("job_task.started", job_task_id="job-task-p1", event_id="s"),
+             delivery("job_task.progressed", job_task_id="job-task-p1", event_id="p", created_count_delta=2)]
+    process_batch(db, early, uuid.uuid4().hex, max_events=1_000)
+    founding = [created("job-task-p1", "job-p"), created("job-task-p2", "job-p"),
+                delivery("job.created", job_id="job-p", event_id="jc", data_source_id="ds-1", total_tasks=2)]
+    process_batch(db, founding, uuid.uuid4().hex, max_events=1_000)
+    # A redelivery: the same messages again, logged before.
+    process_batch(db, founding, uuid.uuid4().hex, max_events=1_000)
+    # A task whose document is behind its log: the next batch catches it up.
+    row = tasks.read_tasks(db, {"job-task-p2"})["job-task-p2"]
+    entry = log.LogEntry("job-task-p2", row.version + 1, "b-behind",
+                         (log.LoggedEvent("late", "f" * 32, "m-late"),), row.state.summary)
+    log.claim(db, [entry])
+    process_batch(db, [delivery("job_task.progressed", job_task_id="job-task-p2", event_id="p2",
+                                created_count_delta=1)], uuid.uuid4().hex, max_events=1_000)
+    # A cancel, which ends every task of its Job, and a task of that Job created after it.
+    process_batch(db, [delivery("job.canceled", job_id="job-p", event_id="cancel")], uuid.uuid4().hex, 1_000)
+    process_batch(db, [created("job-task-p3", "job-p")], uuid.uuid4().hex, max_events=1_000)
+    # Invalid messages: dead letters, and their listing and lookup.
+    process_batch(db, [delivery("job_task.exploded", event_id="x")], uuid.uuid4().hex, max_events=1_000)
+    newest = dead_letters.newest_dead_letters(db, 10)
+    dead_letters.dead_letter(db, newest[0]["_id"])
+    history.rebuild(db, "job-task-p1")
+    # The sweep's reads.
+    later = datetime.now(UTC) + timedelta(days=30)
+    timeouts = Timeouts(heartbeat=60, pending=60, job=60)
+    assert domains(db)
+    assert list(stale_tasks(db, later, timeouts))
+    assert list(overdue_jobs(db, later, timeouts))
+    recorder.on = False
+    seen = {next(iter(command)) + " " + command[next(iter(command))] for command in recorder.commands}
+    assert {"find job_tasks", "update job_tasks", "find job_task_log", "find job_task_history",
+            "update job_task_history", "find jobs", "update jobs"} <= seen, seen
+    found = scans(db, recorder.commands)
+    assert found == [], "\n".join(found)
