@@ -57,7 +57,7 @@ def _blank_is_missing(value: Any) -> Any:
 class CancelJobRequest(RequestBase):
     """Cancel one Job and, through it, each of its tasks still running."""
 
-    job_id: Annotated[str, BeforeValidator(_blank_is_missing)]
+    job_id: Annotated[str, BeforeValidator(_blank_is_missing), Field(min_length=1)]
     reason: str | None = Field(
         None, max_length=MAX_REASON_CHARS, description="Why, for the operators; the Job's error_message"
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 from worker.contract.errors import (
     ERROR_DB_QUERY,
+    ERROR_INVALID_PARAMETER,
     ERROR_INVALID_PARAMETER_TYPE,
     ERROR_OPERATOR_BOOLEAN_TYPE,
     ERROR_OPERATOR_DICT_VALUE_TYPE,
@@ -23,33 +24,37 @@ from worker.contract.errors import (
     ERROR_OPERATOR_VALUE_TYPE,
 )
 from worker.read.fields import KeyResolver
-from worker.read.language import FILTER_OPERATORS
+from worker.read.language import FILTER_OPERATORS, ISO_DATETIME, SPELLINGS, TIMEDIFF
 
 # --- values -----------------------------------------------------------------------------
 
+_EARLIEST, _LATEST = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+
 
 def parse_iso8601(value: Any, where: str) -> datetime:
-    """An ISO 8601 text as an aware UTC datetime (a naive one is taken as UTC)."""
+    """An ISO 8601 text (``ISO_DATETIME``) as an aware UTC datetime (a naive one is taken as UTC)."""
     if not isinstance(value, str):
         raise ERROR_DB_QUERY(reason=f"{where}: the value must be an ISO 8601 text.")
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise ERROR_DB_QUERY(reason=f"{where}: '{value}' is not an ISO 8601 datetime.") from None
+    if not ISO_DATETIME.fullmatch(value):
+        raise ERROR_DB_QUERY(reason=f"{where}: '{value}' is not an ISO 8601 datetime.")
+    parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # within an offset of year 1 or 9999: the first or last moment there is
+        return _EARLIEST if parsed.year == 1 else _LATEST
 
 
-_TIMEDIFF = re.compile(
-    r"^\s?(?P<base>now(?:/[dwm])?)\s?(?:(?P<sign>[+-])\s?(?P<number>\d{1,9})(?P<unit>[smhdw]))?\s?$"
+_TIMEDIFF_PARTS = re.compile(
+    r"^ ?(?P<base>now(/[dwm])?) ?((?P<sign>[+-]) ?(?P<number>[0-9]+)(?P<unit>[smhdw]))? ?$"
 )
 _TIMEDIFF_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def parse_timediff(value: Any, now: datetime) -> datetime:
-    """``now``, ``now/d``, ``now/w`` (Monday), ``now/m`` with an optional ``+N``/``-N`` unit."""
-    match = _TIMEDIFF.match(value) if isinstance(value, str) else None
+    """``now``, ``now/d``, ``now/w`` (Monday), ``now/m`` with an optional ``+N``/``-N`` unit (``TIMEDIFF``)."""
+    match = _TIMEDIFF_PARTS.fullmatch(value) if isinstance(value, str) and TIMEDIFF.fullmatch(value) else None
     if match is None:
         raise ERROR_DB_QUERY(reason=f"The value of timediff operator is invalid. (value = {value})")
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -104,21 +109,36 @@ def _any_of(patterns: list[str]) -> str:
 _COMPARISONS = {"lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte"}
 
 
-def _pick(item: dict[str, Any], long: str, short: str) -> tuple[bool, Any]:
-    if long in item:
-        return True, item[long]
-    if short in item:
-        return True, item[short]
-    return False, None
+class Spelled:
+    """An object's parameters under the one spelling it uses (``SPELLINGS``: long, or all short)."""
+
+    def __init__(self, item: dict[str, Any], names: tuple[str, ...], where: str) -> None:
+        longs = [name for name in names if name in item]
+        shorts = [SPELLINGS[name] for name in names if SPELLINGS[name] in item]
+        if longs and shorts:
+            raise ERROR_INVALID_PARAMETER(
+                key=where, reason=f"one spelling per object: {', '.join(SPELLINGS[name] for name in names)} "
+                f"or {', '.join(names)}, not {', '.join(shorts)} with {', '.join(longs)}",
+            )
+        self.item, self.short = item, bool(shorts)
+
+    def has(self, name: str) -> bool:
+        return (SPELLINGS[name] if self.short else name) in self.item
+
+    def get(self, name: str) -> Any:
+        return self.item.get(SPELLINGS[name] if self.short else name)
+
+
+CONDITION_NAMES = ("key", "value", "operator")
 
 
 def build_condition(item: Any, resolve: KeyResolver, now: datetime, where: str = "query.filter") -> dict[str, Any]:
-    """One ``{k, v, o}`` item as a one-key MongoDB clause ``{path: condition}``."""
+    """One ``{k, v, o}`` item (or ``{key, value, operator}``) as a one-key MongoDB clause ``{path: condition}``."""
     if not isinstance(item, dict):
         raise ERROR_DB_QUERY(reason="Filter condition should have key, value and operator.")
-    _, key = _pick(item, "key", "k")
-    has_value, value = _pick(item, "value", "v")
-    _, operator = _pick(item, "operator", "o")
+    spelled = Spelled(item, CONDITION_NAMES, where)
+    key, value, operator = spelled.get("key"), spelled.get("value"), spelled.get("operator")
+    has_value = spelled.has("value")
     if not isinstance(operator, str) or operator not in FILTER_OPERATORS:
         raise ERROR_DB_QUERY(
             reason=f"Filter operator is not supported. (operator = {', '.join(FILTER_OPERATORS)})"
@@ -131,11 +151,12 @@ def build_condition(item: Any, resolve: KeyResolver, now: datetime, where: str =
     if key is None or key == "" or not has_value:
         raise ERROR_DB_QUERY(reason="Filter condition should have key, value and operator.")
     path, is_datetime = resolve(key, f"{where}.k")
-    return {path: _condition(operator, value, is_datetime, now, condition)}
+    return {path: _condition(operator, value, is_datetime, now, condition, where)}
 
 
-def _condition(operator: str, value: Any, is_datetime: bool, now: datetime, condition: dict[str, Any]) -> Any:
-    where = f"{condition['key']} ({operator})"
+def _condition(operator: str, value: Any, is_datetime: bool, now: datetime, condition: dict[str, Any],
+               at: str) -> Any:
+    where = f"{at}: {condition['key']} ({operator})"
     if operator == "eq":
         return {"$eq": _as_datetime_if(is_datetime, value, where)}
     if operator == "not":

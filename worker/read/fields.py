@@ -3,8 +3,11 @@
 Keys are a resource's public field names or dotted paths into its open
 fields (``options``), nothing else; a ``$`` key anywhere in a body, an
 internal ``_`` field, or data BSON cannot carry (lone surrogates, NUL in
-keys, integers beyond 64 bits) is refused here with a coded 400, before
-anything is built for MongoDB.
+keys, numbers beyond a 64-bit integer, nesting deeper than ``MAX_DEPTH``)
+is refused here with a coded 400, before anything is built for MongoDB.
+``/openapi.json`` says the same (``worker.read.models.Value``): keys match
+``SAFE_KEY``, numbers lie in ``INT64``; only the depth and the surrogates
+are beyond what JSON Schema can say, and are in its descriptions.
 """
 
 from __future__ import annotations
@@ -13,10 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from worker.contract.errors import ERROR_INVALID_PARAMETER, ERROR_INVALID_PARAMETER_TYPE
+from worker.read.language import INT64, MAX_DEPTH
 from worker.read.resource import Resource
 
-INT64 = (-(2**63), 2**63 - 1)
-MAX_DEPTH = 32
+__all__ = ["INT64", "MAX_DEPTH", "KeyResolver", "check_body", "field_path", "field_ref"]
 
 # --- the whole body: no operators, nothing BSON cannot carry ---------------------------
 
@@ -49,8 +52,9 @@ def _walk(value: Any, where: str, depth: int) -> None:
             _walk(item, where, depth + 1)
     elif isinstance(value, str):
         _check_text(value, where)
-    elif isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]:
-        raise ERROR_INVALID_PARAMETER(key=where, reason="integer out of the 64-bit range")
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]:
+        # Also NaN and the infinities, which JSON has no word for.
+        raise ERROR_INVALID_PARAMETER(key=where, reason="number out of the 64-bit integer range")
 
 
 def _check_text(text: str, where: str) -> None:

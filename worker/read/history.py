@@ -48,7 +48,7 @@ class HistoryQuery(_Strict):
 class TaskHistoryRequest(RequestBase):
     """The deliveries of one JobTask."""
 
-    job_task_id: Annotated[str, BeforeValidator(_blank_is_missing)]
+    job_task_id: Annotated[str, BeforeValidator(_blank_is_missing), Field(min_length=1)]
     query: HistoryQuery | None = Field(None, description="Default: the first page of the server's size")
 
 

@@ -197,10 +197,18 @@ def page_window(page: Any, max_page_size: int, where: str = "query.page") -> tup
 def _int32(value: Any, where: str) -> int:
     if value is None:
         return 0
+    return int32(value, where, INT32[0])
+
+
+def int32(value: Any, where: str, minimum: int) -> int:
+    """An integer from ``minimum`` to int32's maximum; ``60.0`` is ``60``, as a JSON Schema integer is."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ERROR_INVALID_PARAMETER_TYPE(key=where, type="int")
-    if not INT32[0] <= value <= INT32[1]:
-        raise ERROR_INVALID_PARAMETER(key=where, reason="out of the int32 range")
+    if not minimum <= value <= INT32[1]:
+        reason = "out of the int32 range" if minimum == INT32[0] else f"must be between {minimum} and {INT32[1]}"
+        raise ERROR_INVALID_PARAMETER(key=where, reason=reason)
     return value
 
 

@@ -22,15 +22,15 @@ from worker.contract.errors import (
     ERROR_INVALID_PARAMETER_TYPE,
     ERROR_REQUIRED_PARAMETER,
 )
-from worker.read.conditions import build_condition, parse_iso8601
+from worker.read.conditions import CONDITION_NAMES, Spelled, build_condition, parse_iso8601
 from worker.read.fields import KeyResolver, field_path, field_ref
 from worker.read.language import (
     CALCULATIONS,
     CONDITIONAL_GROUP_OPERATORS,
+    DATE_FORMAT,
     DATE_PARTS,
     GROUP_CONDITION_OPERATORS,
     GROUP_OPERATORS,
-    INT32,
     NAME,
     PROJECT_OPERATORS,
 )
@@ -49,6 +49,7 @@ from worker.read.models import (
 from worker.read.parse import parse
 from worker.read.query import (
     Scope,
+    int32,
     list_param,
     page_window,
     param_clauses,
@@ -108,23 +109,39 @@ def _dict(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def _name(spec: dict[str, Any], where: str) -> str:
-    name = spec.get("name", spec.get("n"))
+def _spec(value: Any, names: tuple[str, ...], where: str) -> Spelled:
+    """One object of a stage, in the one spelling it uses of ``names``."""
+    return Spelled(_dict(value, where), names, where)
+
+
+def _name(spec: Spelled, where: str) -> str:
+    """The ``name`` (or ``n``) of ``spec``, a ``NAME``."""
+    return _name_value(spec.get("name"), spec.item, where)
+
+
+def _name_value(name: Any, spec: dict[str, Any], where: str) -> str:
     if name is None:
         raise ERROR_DB_QUERY(reason=f"'{where}' condition requires a name: {spec}")
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise ERROR_INVALID_PARAMETER(
             key=f"{where}.name",
-            reason="a name is letters, digits, '_' or '-', not starting with '_'",
+            reason="a name is 1 to 128 letters, digits, '_' or '-', not starting with '_' or '-'",
         )
     return name
 
 
-def _key(spec: dict[str, Any], where: str) -> Any:
-    key = spec.get("key", spec.get("k"))
+def _key(spec: Spelled, where: str) -> Any:
+    """The ``key`` (or ``k``) of ``spec``, which it must have."""
+    key = spec.get("key")
     if key is None:
-        raise ERROR_DB_QUERY(reason=f"'{where}' condition requires a key: {spec}")
+        raise ERROR_DB_QUERY(reason=f"'{where}' condition requires a key: {spec.item}")
     return key
+
+
+_KEYED = ("key", "name")
+_GROUP_FIELD = ("operator", "name", "key")
+_PROJECT_FIELD = ("name", "key", "operator", "fields")
+_CALCULATION = ("operator", "fields")
 
 
 def _distinct_names(names: list[str], where: str) -> set[str]:
@@ -152,13 +169,13 @@ def _group(options: Any, shape: _Shape) -> dict[str, Any]:
     group_id: dict[str, Any] = {}
     accumulators: dict[str, Any] = {}
     names = []
-    for spec in keys:
-        spec = _dict(spec, "aggregate.group.keys")
+    for item in keys:
+        spec = _spec(item, _KEYED, "aggregate.group.keys")
         path, _ = shape.ref(_key(spec, "aggregate.group.keys"), "aggregate.group.keys.key")
         names.append(_name(spec, "aggregate.group.keys"))
-        group_id[names[-1]] = _date_key(path, spec.get("date_format"))
-    for spec in fields:
-        spec = _dict(spec, "aggregate.group.fields")
+        group_id[names[-1]] = _date_key(path, spec.item.get("date_format"))
+    for item in fields:
+        spec = _spec(item, _GROUP_FIELD, "aggregate.group.fields")
         names.append(_name(spec, "aggregate.group.fields"))
         accumulators[names[-1]] = _accumulator(spec, shape)
     _distinct_names(names, "aggregate.group")
@@ -172,30 +189,44 @@ def _date_key(path: str, date_format: Any) -> Any:
         return f"${path}"
     if not isinstance(date_format, str) or not date_format:
         raise ERROR_INVALID_PARAMETER_TYPE(key="aggregate.group.keys.date_format", type="str")
+    if not DATE_FORMAT.fullmatch(date_format):
+        raise ERROR_INVALID_PARAMETER(
+            key="aggregate.group.keys.date_format",
+            reason=f"'{date_format}': {', '.join(DATE_PARTS)}, or a format whose every % is one of "
+            "%b %d %j %m %u %w %z %B %G %H %L %M %S %U %V %Y %Z %%",
+        )
     if date_format in DATE_PARTS:
         return {DATE_PARTS[date_format]: f"${path}"}
     return {"$dateToString": {"format": date_format, "date": f"${path}"}}
 
 
-def _accumulator(spec: dict[str, Any], shape: _Shape) -> dict[str, Any]:
-    operator = spec.get("operator", spec.get("o"))
+def _accumulator(spec: Spelled, shape: _Shape) -> dict[str, Any]:
+    operator = spec.get("operator")
     if not isinstance(operator, str) or operator not in GROUP_OPERATORS:
         raise ERROR_DB_QUERY(
             reason="'aggregate.group.fields' operator is not supported. "
             f"(supported_operator = {', '.join(GROUP_OPERATORS)})"
         )
     mongo = GROUP_OPERATORS[operator]
-    conditions = spec.get("conditions")
+    conditions = spec.item.get("conditions")
     if conditions is not None and operator not in CONDITIONAL_GROUP_OPERATORS:
         raise ERROR_DB_QUERY(reason=f"'aggregate.group.fields' {operator} does not take conditions")
-    when = _conditions(conditions, shape) if conditions else None
+    items = list_param(conditions, "aggregate.group.fields.conditions")
+    when = _conditions(items, shape) if items else None
+    if spec.item.get("fields") is not None and operator != "push":
+        raise ERROR_DB_QUERY(reason=f"'aggregate.group.fields' {operator} does not take fields (push does)")
+    sub_fields = list_param(spec.item.get("fields"), "aggregate.group.fields.fields")
+    key = spec.get("key")
     if operator == "count":
+        if key is not None:  # counted rows need no key; one sent is still checked
+            shape.ref(key, "aggregate.group.fields.key")
         return {mongo: {"$cond": [when, 1, 0]} if when else 1}
-    sub_fields = list_param(spec.get("fields"), "aggregate.group.fields.fields")
-    if operator == "push" and spec.get("key", spec.get("k")) is None and sub_fields:
+    if operator == "push" and sub_fields:
+        if key is not None:
+            raise ERROR_DB_QUERY(reason="'aggregate.group.fields' push takes a key or fields, not both")
         pushed = {}
-        for sub in sub_fields:
-            sub = _dict(sub, "aggregate.group.fields.fields")
+        for sub_field in sub_fields:
+            sub = _spec(sub_field, _KEYED, "aggregate.group.fields.fields")
             name = _name(sub, "aggregate.group.fields.fields")
             pushed[name] = shape.expression(
                 _key(sub, "aggregate.group.fields.fields"), "aggregate.group.fields.fields.key"
@@ -205,15 +236,15 @@ def _accumulator(spec: dict[str, Any], shape: _Shape) -> dict[str, Any]:
     return {mongo: {"$cond": [when, value, 0]} if when else value}
 
 
-def _conditions(conditions: Any, shape: _Shape) -> dict[str, Any]:
+def _conditions(conditions: list[Any], shape: _Shape) -> dict[str, Any]:
+    where = "aggregate.group.fields.conditions"
     clauses = []
-    for item in list_param(conditions, "aggregate.group.fields.conditions"):
-        item = _dict(item, "aggregate.group.fields.conditions")
-        key = item.get("key", item.get("k"))
-        operator = item.get("operator", item.get("o"))
-        if key is None or operator is None or not ("value" in item or "v" in item):
+    for condition in conditions:
+        spec = _spec(condition, CONDITION_NAMES, where)
+        key, operator, value = spec.get("key"), spec.get("operator"), spec.get("value")
+        if key is None or operator is None or not spec.has("value"):
             raise ERROR_DB_QUERY(
-                reason=f"'aggregate.group.fields.conditions' requires key, value and operator: {item}"
+                reason=f"'aggregate.group.fields.conditions' requires key, value and operator: {spec.item}"
             )
         if not isinstance(operator, str) or operator not in GROUP_CONDITION_OPERATORS:
             raise ERROR_DB_QUERY(
@@ -221,7 +252,6 @@ def _conditions(conditions: Any, shape: _Shape) -> dict[str, Any]:
                 f"(supported_operator = {', '.join(GROUP_CONDITION_OPERATORS)})"
             )
         path, is_datetime = shape.ref(key, "aggregate.group.fields.conditions.key")
-        value = item.get("value", item.get("v"))
         if is_datetime and isinstance(value, str):
             value = parse_iso8601(value, "aggregate.group.fields.conditions.value")
         clauses.append({GROUP_CONDITION_OPERATORS[operator]: [f"${path}", {"$literal": value}]})
@@ -230,9 +260,9 @@ def _conditions(conditions: Any, shape: _Shape) -> dict[str, Any]:
 
 def _count(options: Any, shape: _Shape) -> dict[str, Any]:
     options = _dict(options, "aggregate.count")
-    if "name" not in options:
+    if "name" not in options:  # only "name": an "n" here is one more option, ignored
         raise ERROR_REQUIRED_PARAMETER(key="aggregate.count.name")
-    name = _name(options, "aggregate.count")
+    name = _name_value(options["name"], options, "aggregate.count")
     shape.names, shape.group_keys = {name}, set()
     return {"$count": name}
 
@@ -254,8 +284,8 @@ def _project(options: Any, shape: _Shape) -> dict[str, Any]:
         raise ERROR_INVALID_PARAMETER_TYPE(key="aggregate.project.exclude_keys", type="bool")
     projected: dict[str, Any] = {}
     names = []
-    for spec in fields:
-        spec = _dict(spec, "aggregate.project.fields")
+    for item in fields:
+        spec = _spec(item, _PROJECT_FIELD, "aggregate.project.fields")
         names.append(_name(spec, "aggregate.project.fields"))
         projected[names[-1]] = _projection(spec, shape)
     _distinct_names(names, "aggregate.project")
@@ -267,36 +297,43 @@ def _project(options: Any, shape: _Shape) -> dict[str, Any]:
     return {"$project": projected}
 
 
-def _projection(spec: dict[str, Any], shape: _Shape) -> Any:
-    operator = spec.get("operator", spec.get("o"))
-    if operator is None:
-        return shape.expression(
-            _key(spec, "aggregate.project.fields"), "aggregate.project.fields.key"
-        )
-    if not isinstance(operator, str) or operator not in PROJECT_OPERATORS:
+def _projection(spec: Spelled, shape: _Shape) -> Any:
+    # A key as is, an operator over a key, or a calculation over fields: never a key and fields.
+    where = "aggregate.project.fields"
+    operator, operands = spec.get("operator"), spec.get("fields")
+    if operator is not None and (not isinstance(operator, str) or operator not in PROJECT_OPERATORS):
         raise ERROR_DB_QUERY(
             reason="'aggregate.project.fields' operator is not supported. "
             f"(supported_operator = {', '.join(PROJECT_OPERATORS)})"
         )
     if operator in CALCULATIONS:
+        if spec.get("key") is not None:
+            raise ERROR_DB_QUERY(
+                reason=f"'aggregate.project.fields' {operator} takes fields, not a key: {spec.item}")
         return _calculation(spec, operator, shape, depth=0)
+    if operands is not None:
+        raise ERROR_DB_QUERY(
+            reason=f"'aggregate.project.fields' takes fields only with {', '.join(CALCULATIONS)}: {spec.item}"
+        )
+    if operator is None:
+        return shape.expression(_key(spec, where), "aggregate.project.fields.key")
     key = _key(spec, "aggregate.project.fields")
     return {PROJECT_OPERATORS[operator]: shape.expression(key, "aggregate.project.fields.key")}
 
 
-def _calculation(spec: dict[str, Any], operator: Any, shape: _Shape, depth: int) -> dict[str, Any]:
+def _calculation(spec: Spelled, operator: Any, shape: _Shape, depth: int) -> dict[str, Any]:
     if not isinstance(operator, str) or operator not in CALCULATIONS:
         raise ERROR_DB_QUERY(
             reason=f"'aggregate.project.fields' operator must be one of {', '.join(CALCULATIONS)}"
         )
-    operands = spec.get("fields", spec.get("f"))
+    operands = spec.get("fields")
     if not isinstance(operands, list) or not operands:
         raise ERROR_DB_QUERY(
-            reason=f"'aggregate.project.fields' {operator} requires fields: {spec}"
+            reason=f"'aggregate.project.fields' {operator} requires fields: {spec.item}"
         )
     if operator in ("subtract", "divide") and len(operands) != 2:
         raise ERROR_DB_QUERY(
-            reason=f"'aggregate.project.fields' {operator} requires two fields: {spec}"
+            reason=f"'aggregate.project.fields' {operator} requires two fields: {spec.item}"
         )
     if depth > 8:
         raise ERROR_INVALID_PARAMETER(
@@ -309,8 +346,8 @@ def _calculation(spec: dict[str, Any], operator: Any, shape: _Shape, depth: int)
         elif isinstance(operand, (int, float)) and not isinstance(operand, bool):
             expressions.append(operand)
         elif isinstance(operand, dict):
-            sub_operator = operand.get("operator", operand.get("o"))
-            expressions.append(_calculation(operand, sub_operator, shape, depth + 1))
+            nested = _spec(operand, _CALCULATION, "aggregate.project.fields.fields")
+            expressions.append(_calculation(nested, nested.get("operator"), shape, depth + 1))
         else:
             raise ERROR_DB_QUERY(
                 reason="'aggregate.project.fields' operands are keys, numbers or objects"
@@ -318,22 +355,12 @@ def _calculation(spec: dict[str, Any], operator: Any, shape: _Shape, depth: int)
     return {PROJECT_OPERATORS[operator]: expressions}
 
 
-def _count_stage(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ERROR_INVALID_PARAMETER_TYPE(key=f"aggregate.{name}", type="int")
-    if not minimum <= value <= INT32[1]:
-        raise ERROR_INVALID_PARAMETER(
-            key=f"aggregate.{name}", reason=f"must be between {minimum} and {INT32[1]}"
-        )
-    return value
-
-
 def _limit(options: Any, _shape: _Shape) -> dict[str, Any]:
-    return {"$limit": _count_stage(options, "limit", 1)}
+    return {"$limit": int32(options, "aggregate.limit", 1)}
 
 
 def _skip(options: Any, _shape: _Shape) -> dict[str, Any]:
-    return {"$skip": _count_stage(options, "skip", 0)}
+    return {"$skip": int32(options, "aggregate.skip", 0)}
 
 
 def _match(options: Any, shape: _Shape) -> dict[str, Any]:
@@ -391,6 +418,9 @@ def plan_stat(resource: Resource, body: Any, scope: Scope, max_page_size: int, n
                + user_clauses(resource, query, stored, now))
     skip, limit, paged = page_window(query.page, max_page_size)
     match = scoped_filter(scope, clauses)
-    if query.aggregate:
-        return StatPlan(match, aggregate_stages(query.aggregate, stored, now), None, skip, limit, paged)
-    return StatPlan(match, [], field_path(resource, query.distinct, "query.distinct"), skip, limit, paged)
+    # A distinct key is checked even beside aggregate stages, which then decide the answer.
+    distinct = None if query.distinct is None else field_path(resource, query.distinct, "query.distinct")
+    stages = [] if query.aggregate is None else aggregate_stages(query.aggregate, stored, now)
+    if stages:
+        return StatPlan(match, stages, None, skip, limit, paged)
+    return StatPlan(match, [], distinct, skip, limit, paged)
