@@ -4,7 +4,7 @@
 ``DIR/<task name>.json`` (default ``docs/schemas``), titled with the task name,
 refusing unknown kwargs (``additionalProperties: false``) and carrying an
 example. The output is deterministic, so the committed files can be checked
-against the models (``tests/test_schema.py``). What JSON Schema cannot say
+against the models (``tests/unit/test_schema.py``). What JSON Schema cannot say
 (occurred_at at most 5 minutes ahead, options at most 16 KiB as JSON) is in
 the descriptions, and the worker checks it all the same.
 """

@@ -40,7 +40,7 @@ DEV_DOMAIN = "domain-dev"
 READY_TIMEOUT = 120.0
 STOP_TIMEOUT = 60.0
 LIST_PATH = "/cost-analysis/v1/job-task/list"
-CONSOLE_PATH = "/console"  # worker.api.console serves it; tests/test_run.py opens the printed address
+CONSOLE_PATH = "/console"  # worker.api.console serves it; tests/system/test_run.py opens the printed address
 _print_lock = threading.Lock()
 
 

@@ -1,6 +1,6 @@
 """The pure translation of SpaceONE StatisticsQuery: every stage, operator and error.
 
-Companion of tests/test_query.py (filters and list); no store here.
+Companion of tests/unit/test_query.py (filters and list); no store here.
 """
 
 from __future__ import annotations

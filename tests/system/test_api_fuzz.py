@@ -1,7 +1,7 @@
 """Fuzzing the HTTP API: malformed bodies and queries get a coded 4xx, never a 500.
 
 Hypothesis sends raw bytes, arbitrary JSON, and near-valid SpaceONE queries
-(tests/test_query_properties.py's strategies: real keys mixed with ``$where``,
+(tests/unit/test_query_properties.py's strategies: real keys mixed with ``$where``,
 ``_applied``, bad operators, wrong types) to the three methods of a real app
 on a real store with a few worker-built tasks. Every answer must be 200 or a
 4xx whose body is ``{"detail": {"code": "ERROR_...", "message": ...}}``.
@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.harness import Pipeline
+from tests.query_data import JSON, QUERY
 from tests.readside import ReadClient, api_settings, drive, seed_specs
-from tests.test_query_properties import JSON, QUERY
 
 METHODS = st.sampled_from(["get", "list", "stat"])
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

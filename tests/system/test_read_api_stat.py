@@ -1,6 +1,6 @@
 """StatisticsQuery over HTTP on the worker-built dataset: every stage and operator.
 
-Companion of tests/test_read_api.py, on the same kind of dataset
+Companion of tests/system/test_read_api.py, on the same kind of dataset
 (tests/readside.py): domain-a's eight tasks, a08 created two hours ago.
 """
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.harness import ROOT, wait_for
-from tests.test_jobs import assert_job_is
+from tests.job_checks import assert_job_is
 from worker.contract.events import JobTimedOut, TimedOut, parse_event, to_millis
 from worker.contract.lifecycle import CANCELED, FAILURE, IN_PROGRESS, PENDING, SUCCESS, TIMEOUT
 from worker.contract.sweep import Timeouts, is_overdue, is_stale, job_timed_out, task_timed_out

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # The foundation every layer may use: the settings.
 BASE = {"worker.settings"}
 # package -> the packages (besides itself and BASE) its modules may import.

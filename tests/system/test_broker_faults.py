@@ -18,9 +18,9 @@ from collections import Counter
 
 import pytest
 
+from tests.fault_streams import stream
 from tests.harness import cut_broker_connections, wait_for
 from tests.lifecycle_data import at, expected_task
-from tests.test_faults import stream
 from worker.settings import SettingsError, load_settings
 from worker.store.collections import HISTORY
 

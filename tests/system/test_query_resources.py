@@ -1,7 +1,7 @@
 """The read side serves any ``Resource``: a second descriptor plans, describes and routes its own fields.
 
 ``JOB`` is the Job of issue 9 as a read-side descriptor (its routes are
-asked here on an empty collection of the real store; tests/test_job_api.py
+asked here on an empty collection of the real store; tests/system/test_job_api.py
 reads Jobs the worker derived). Its queries must resolve against its fields,
 not the JobTask's; its request models, routes and CLI commands come from the
 same factories as the JobTask's; and what ``/openapi.json`` lists is what

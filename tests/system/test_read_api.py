@@ -4,7 +4,7 @@ One dataset per module (the fixtures of tests/readside.py): the seed's two JobTa
 dozen tasks of two other domains, all sent as lifecycle events through Redis
 to a Celery worker. Then ``get`` / ``list`` / ``stat`` are asked over HTTP
 (FastAPI's TestClient on ``create_app``) with the tokens of tests/readside.py.
-The stages of ``stat`` are in tests/test_read_api_stat.py.
+The stages of ``stat`` are in tests/system/test_read_api_stat.py.
 """
 
 from __future__ import annotations

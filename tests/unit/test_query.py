@@ -1,8 +1,8 @@
 """The pure translation of SpaceONE queries: every filter operator, list option, error code.
 
 No store here: these tests pin what ``worker.read.query`` builds. Stages of
-StatisticsQuery are in tests/test_stat_query.py, hypothesis properties over
-hostile bodies in tests/test_query_properties.py.
+StatisticsQuery are in tests/unit/test_stat_query.py, hypothesis properties over
+hostile bodies in tests/unit/test_query_properties.py.
 """
 
 from __future__ import annotations

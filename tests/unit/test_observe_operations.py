@@ -11,7 +11,7 @@ from worker.observe.gauges import QueueGauge, StoreGauges
 from worker.observe.http import HttpMetrics
 from worker.observe.metrics import WorkerMetrics
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OPERATIONS = ROOT / "docs" / "OPERATIONS.md"
 SUFFIXES = ("_bucket", "_count", "_sum", "_total", "_created")
 
