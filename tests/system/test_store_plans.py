@@ -23,7 +23,7 @@ from pymongo import MongoClient, monitoring
 from worker.contract.delivery import Delivery
 from worker.contract.sweep import Timeouts
 from worker.ingest.processor import process_batch
-from worker.store import dead_letters, history, log, tasks
+from worker.store import dead_letters, log, tasks
 from worker.store.client import connect
 from worker.store.collections import ensure_indexes
 from worker.store.sweep import domains, overdue_jobs, stale_tasks
@@ -167,7 +167,6 @@ def test_every_query_of_a_batch_and_the_sweep_is_index_backed(recorded):
     process_batch(db, [delivery("job_task.exploded", event_id="x")], uuid.uuid4().hex, max_events=1_000)
     newest = dead_letters.newest_dead_letters(db, 10)
     dead_letters.dead_letter(db, newest[0]["_id"])
-    history.rebuild(db, "job-task-p1")
     # The sweep's reads.
     later = datetime.now(UTC) + timedelta(days=30)
     timeouts = Timeouts(heartbeat=60, pending=60, job=60)

@@ -49,11 +49,11 @@ def ensure_indexes(db: Database) -> None:
         tasks.create_index([("domain_id", 1), (key, 1), *newest_first], name=f"domain_{key}_created")
     # The exactly-once check: an event of a task is logged once (worker.store.log).
     db[LOG].create_index("ev.i", unique=True, name=LOGGED_EVENT_INDEX)
-    # A task's history (its reads, its rebuild; with the domain for a task not
-    # created yet), what waits for its created (partial: parked records only),
-    # and a message's records (a redelivery asks whether its earlier delivery
-    # was recorded). History records are written once, so these cost inserts.
-    db[HISTORY].create_index([("job_task_id", 1), ("domain_id", 1)], name="job_task")
+    # A task's history is one _id range (worker.store.history.owned_by), read
+    # by the read API and rebuilds, not by the write path. What waits for its
+    # created has an index (partial: parked records only), and so has a
+    # message's records: a redelivery asks whether its earlier delivery was
+    # recorded. History records are written once, so these cost inserts.
     db[HISTORY].create_index([("job_task_id", 1)], name="parked_by_job_task",
                              partialFilterExpression={"outcome": "parked"})
     db[HISTORY].create_index([("message_id", 1)], name="message")

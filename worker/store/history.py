@@ -123,7 +123,7 @@ def recorded_messages(db: Database, messages: set[tuple[str, str]], batch_id: st
 def task_records(db: Database, job_task_id: str) -> list[dict[str, Any]]:
     """A task's records in the order they were received, for rebuilding it (the read side
     serves them in the order they occurred: ``worker.read.history``)."""
-    records = db[HISTORY].find({"job_task_id": job_task_id})
+    records = db[HISTORY].find({"_id": owned_by(job_task_id)})
     return sorted(records, key=lambda record: (record["received_at"], record["_id"]))
 
 
