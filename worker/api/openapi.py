@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from worker.api.models import Error
+from worker.read.models import body_required
 
 # The coded errors every authenticated route may answer, by status.
 COMMON_ERRORS = {
@@ -45,7 +46,7 @@ class Documented:
         responses.update({status: {"description": text, **error}
                           for status, text in {**COMMON_ERRORS, **(errors or {})}.items()})
         return {
-            "requestBody": {"required": bool(request_model.model_json_schema().get("required")),
+            "requestBody": {"required": body_required(request_model),
                             "content": {"application/json": {"schema": ref(request_model)}}},
             "responses": responses,
             "security": BEARER,

@@ -23,7 +23,6 @@ from typing import Any
 MESSAGE = "message"  # a message off the broker, in this batch
 PARKED_EARLIER = "parked"  # an event an earlier batch parked, taken up when its created came
 JOB_ENDING = "job_ending"  # a task event that a Job's cancel or timeout sends to each of its tasks
-SOURCES = (MESSAGE, PARKED_EARLIER, JOB_ENDING)
 
 # What the pool process answers for each message of a batch, and the buffer tells the broker.
 ACK = "ack"  # its outcome is stored: the broker may forget it
@@ -65,11 +64,6 @@ class Delivery:
             kwargs=kwargs if isinstance(kwargs, dict) else {"kwargs": kwargs},
             refusal=refusal,
         )
-
-    @property
-    def from_message(self) -> bool:
-        """Whether it is one of the batch's own messages (which the broker must be told of)."""
-        return self.source == MESSAGE
 
     def raw_payload(self) -> tuple[str, bool]:
         """The message as JSON text, cut at 64 KiB: any content can be stored."""

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
+from pymongo.collection import Collection
 
 # The public fields of each kind of document, in the order readers get them,
 # with the type each is returned as (dates as text). Nothing else leaves the store.
@@ -82,3 +83,16 @@ def public_document(fields: Iterable[str], document: dict[str, Any]) -> dict[str
         if value is not None:
             shown[name] = plain(value)
     return shown
+
+
+def public_by_id(collection: Collection, fields: Iterable[str], ids: set[str]) -> list[dict[str, Any]]:
+    """These documents as readers see them, in ``_id`` order (for the change feed)."""
+    if not ids:
+        return []
+    found = collection.find({"_id": {"$in": sorted(ids)}}, dict.fromkeys(fields, 1))
+    return [public_document(fields, doc) for doc in sorted(found, key=lambda doc: doc["_id"])]
+
+
+def count_by_status(collection: Collection) -> list[dict[str, Any]]:
+    """``{"_id": status, "n": count}`` rows over every document (for the gauges)."""
+    return list(collection.aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}]))

@@ -34,8 +34,9 @@ from worker.contract.jobs import (
     TaskView,
     job_fields,
 )
+from worker.store import documents
 from worker.store.collections import DUPLICATE_KEY, JOBS
-from worker.store.documents import JOB_FIELDS, public_document
+from worker.store.documents import JOB_FIELDS
 from worker.store.retry import check_bulk_errors
 
 
@@ -238,12 +239,9 @@ def stored_job(db: Database, job_id: str) -> dict | None:
 
 def public_jobs(db: Database, job_ids: set[str]) -> list[dict]:
     """These Jobs as readers see them, by id (for the change feed); their internal maps stay behind."""
-    if not job_ids:
-        return []
-    found = db[JOBS].find({"_id": {"$in": sorted(job_ids)}}, dict.fromkeys(JOB_FIELDS, 1))
-    return [public_document(JOB_FIELDS, doc) for doc in sorted(found, key=lambda doc: doc["_id"])]
+    return documents.public_by_id(db[JOBS], JOB_FIELDS, job_ids)
 
 
 def count_by_status(db: Database) -> list[dict]:
-    """``{"_id": status, "n": count}`` rows over every Job (for the gauges)."""
-    return list(db[JOBS].aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}]))
+    """Jobs per status (for the gauges)."""
+    return documents.count_by_status(db[JOBS])

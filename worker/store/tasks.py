@@ -27,8 +27,9 @@ from pymongo.errors import BulkWriteError
 from worker.contract.acceptance import Identity, StoredTask
 from worker.contract.events import Created, identity_fields
 from worker.contract.lifecycle import EMPTY, derived, merge
+from worker.store import documents
 from worker.store.collections import DUPLICATE_KEY, JOB_TASKS
-from worker.store.documents import JOB_TASK_FIELDS, public_document
+from worker.store.documents import JOB_TASK_FIELDS
 from worker.store.log import LogEntry, entries_after
 from worker.store.retry import check_bulk_errors
 from worker.store.summaries import summary_doc, summary_from
@@ -158,12 +159,9 @@ def stored_task(db: Database, job_task_id: str) -> dict | None:
 
 def public_tasks(db: Database, job_task_ids: set[str]) -> list[dict]:
     """These tasks as readers see them, by id (for the change feed)."""
-    if not job_task_ids:
-        return []
-    found = db[JOB_TASKS].find({"_id": {"$in": sorted(job_task_ids)}}, dict.fromkeys(JOB_TASK_FIELDS, 1))
-    return [public_document(JOB_TASK_FIELDS, doc) for doc in sorted(found, key=lambda doc: doc["_id"])]
+    return documents.public_by_id(db[JOB_TASKS], JOB_TASK_FIELDS, job_task_ids)
 
 
 def count_by_status(db: Database) -> list[dict]:
-    """``{"_id": status, "n": count}`` rows over every task (for the gauges)."""
-    return list(db[JOB_TASKS].aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}]))
+    """Tasks per status (for the gauges)."""
+    return documents.count_by_status(db[JOB_TASKS])
