@@ -33,8 +33,10 @@ from tests.readside import text
 pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=browser_missing() or "")
 
 LIVE = "domain-ops-live"
+UNDECLARED = "domain-ops-undeclared"
 TOKENS = {
     **OPS_TOKENS,
+    "token-undeclared": {"domain_id": UNDECLARED},
     "token-live-read": {"domain_id": LIVE},
     "token-live-cancel": {"domain_id": LIVE, "permissions": ["read", "cancel"]},
 }
@@ -117,6 +119,24 @@ def test_each_job_shows_its_status_progress_counts_and_times(console):
     assert console.job_row(RUNNING_JOB).locator("[data-field=created_count]").inner_text() == "12,344"
     assert console.job_row(RUNNING_JOB).locator("[data-field=data_source_id]").inner_text() == "ds-aws-billing"
     assert console.page.get_by_test_id("cancel-job").count() == 0, "a read-only token sees no Cancel"
+    assert not console.errors
+
+
+def test_a_job_nobody_declared_says_its_total_is_unknown_rather_than_100_percent(console, dataset):
+    """The seed's flow: a task with a job_id and no job.created; every task known has succeeded."""
+    ids = {"domain_id": UNDECLARED}
+    dataset.events.created(job_task_id="job-task-undeclared-1", job_id="job-undeclared", data_source_id="ds-1",
+                           **ids)
+    dataset.events.succeeded("job-task-undeclared-1", **ids)
+    dataset.wait_until_idle()
+    console.open("#/jobs").sign_in("token-undeclared").signed_in()
+    row = console.job_row("job-undeclared")
+    row.wait_for()
+    assert progress_text(console, "job-undeclared") == "1 of 1 known · total not declared"
+    bar = row.get_by_role("progressbar")
+    assert "never declared" in bar.get_attribute("aria-valuetext")
+    assert bar.get_attribute("title").startswith("no job.created declared this job's total")
+    assert row.locator("[data-field=finished_at]").inner_text() == "waiting for job.created"
     assert not console.errors
 
 

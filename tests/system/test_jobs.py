@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import Counter
 from datetime import datetime
 
 import pytest
@@ -75,6 +76,37 @@ def test_a_job_is_exact_under_two_workers_triple_delivery_and_a_late_job_created
     assert job["status"] == "FAILURE" and job["error_code"] == "ERROR_JOB_TASK"
     failed, canceled = job["task_counts"]["FAILURE"], job["task_counts"]["CANCELED"]
     assert f"{failed} failed" in job["error_message"] and f"{canceled} canceled" in job["error_message"]
+
+
+def test_a_job_of_thousands_of_tasks_is_exact_under_two_workers_with_a_cancel_in_the_middle(pipeline_factory):
+    """A Job of 1,200 tasks (five parts), each terminal sent twice, canceled while half its tasks are in."""
+    pipeline = pipeline_factory()
+    for _ in range(2):
+        pipeline.start_worker(concurrency=2, JOBTASK_BATCH_SIZE="100")
+    tasks = 1_200
+    stream = task_stream("big", tasks=tasks, job_id="job-big", terminal_copies=2)
+    cancel_at = 9000 + tasks // 2  # the terminals of the first half come before the cancel
+    middle = len(stream) // 2
+    send(pipeline, [job_created("job-big", total=tasks), *stream[:middle],
+                    job_canceled("job-big", occurred=cancel_at), *stream[middle:]])
+    pipeline.wait_until_idle(timeout=400)
+    job = assert_job_is(pipeline, "job-big", declared=tasks, ending=("CANCELED",))
+    assert (job["total_tasks"], job["remained_tasks"]) == (tasks, 0)
+    stored = {task["job_task_id"]: task["status"] for task in pipeline.db.job_tasks.find({"job_id": "job-big"})}
+    assert len(stored) == tasks
+    for number in range(tasks):
+        status = stored[f"job-task-big-{number}"]
+        # The earliest terminal decides: a task's own before the cancel, the cancel after.
+        assert (status == "CANCELED") if number > tasks // 2 else status in ("SUCCESS", "FAILURE", "CANCELED")
+    canceled_by_job = Counter()
+    for entry in pipeline.db.job_task_log.find({}, {"ev.i": 1}):
+        for item in entry["ev"]:
+            task, _, event_id = item["i"].partition("/")
+            if event_id.startswith("job-canceled:"):
+                canceled_by_job[task] += 1
+    assert set(canceled_by_job) == set(stored) and set(canceled_by_job.values()) == {1}
+    outcomes = Counter(r["outcome"] for r in pipeline.history(task_name="job.canceled"))
+    assert outcomes["applied"] == 1  # a delivery requeued to go on is not recorded
 
 
 def test_a_job_is_exact_when_a_worker_is_killed_mid_stream(pipeline_factory):

@@ -176,6 +176,7 @@ def test_every_query_of_a_batch_and_the_sweep_is_index_backed(recorded):
     recorder.on = False
     seen = {next(iter(command)) + " " + command[next(iter(command))] for command in recorder.commands}
     assert {"find job_tasks", "update job_tasks", "find job_task_log", "find job_task_history",
-            "update job_task_history", "find jobs", "update jobs"} <= seen, seen
+            "update job_task_history", "find jobs", "update jobs", "find job_parts",
+            "update job_parts"} <= seen, seen
     found = scans(db, recorder.commands)
     assert found == [], "\n".join(found)

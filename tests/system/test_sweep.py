@@ -262,6 +262,33 @@ def test_a_job_whose_tasks_all_ended_by_sweeps_settles(short):
     assert job["finished_at"] == short.task("job-task-crashed")["finished_at"]
 
 
+def test_an_undeclared_job_whose_tasks_all_ended_says_so_and_never_times_out(pipeline_factory):
+    """The seed's own flow: tasks with a job_id, never a job.created."""
+    pipeline = pipeline_factory()
+    pipeline.start_worker(concurrency=2, **{**LONG, "JOBTASK_JOB_TIMEOUT": "1"})
+    start(pipeline, "job-task-only", job_id="job-undeclared")
+    pipeline.events.succeeded("job-task-only", domain_id=DOMAIN)
+    start(pipeline, "job-task-still", job_id="job-running-undeclared")
+    pipeline.wait_until_idle()
+    job = assert_job_is(pipeline, "job-undeclared")
+    assert (job["status"], job["total_tasks"], job["remained_tasks"]) == (IN_PROGRESS, 1, 0)
+    assert job["error_code"] == "ERROR_JOB_NOT_DECLARED"
+    assert job["error_message"].startswith("no job.created declared this job's total: 1 of the 1 task known")
+    created_on = pipeline.db.jobs.find_one({"_id": "job-undeclared"})["_created_on"]
+    wait_past(created_on, 1)
+    # Long past the job timeout: the finished one waits for its declaration, the running one times out.
+    assert sweep(pipeline.db, lambda kind, fields: None, Timeouts(heartbeat=3600, pending=3600, job=1),
+                 now=created_on + 60 * SECOND).jobs == ["job-running-undeclared"]
+    sweep_now(pipeline)
+    assert stored_job(pipeline.db, "job-undeclared")["status"] == IN_PROGRESS
+    assert stored_job(pipeline.db, "job-running-undeclared")["status"] == TIMEOUT
+    # Declared at last: it ends by its rules, and says nothing more about its total.
+    pipeline.events.job_created(domain_id=DOMAIN, job_id="job-undeclared", data_source_id="ds-1", total_tasks=1)
+    pipeline.wait_until_idle()
+    job = assert_job_is(pipeline, "job-undeclared", declared=1)
+    assert (job["status"], job.get("error_code")) == (SUCCESS, None)
+
+
 # --- celery beat -------------------------------------------------------------------------------------
 
 

@@ -1,10 +1,13 @@
 """The Job rules (``worker.contract.jobs``), pure: no broker, no store.
 
 A Job is a function of its own accepted events and of the latest view of
-each of its tasks. Hypothesis draws tasks that move through versions and
-Job events, delivers them in any order and any number of times, and holds
-every field of ``job_fields`` to a plain restatement of docs/EVENTS.md's
-rules (``expected_job``).
+each of its tasks, kept a part at a time (``worker.contract.job_parts``).
+Hypothesis draws tasks that move through versions, spread over parts, and
+Job events; each view goes into its part, and the part's summaries reach
+the Job in any order and any number of times (as two workers, or one that
+died between writing a part and its Job, deliver them), as do the Job's
+events. Every field of ``job_fields`` is held to a plain restatement of
+docs/EVENTS.md's rules (``expected_job``).
 """
 
 from __future__ import annotations
@@ -17,17 +20,19 @@ from hypothesis import strategies as st
 
 from worker.contract import outcomes
 from worker.contract.events import JobCanceled, JobCreated, JobTimedOut, event_fingerprint
+from worker.contract.job_parts import PartState, TaskView, plan_part
 from worker.contract.jobs import (
+    ERROR_JOB_NOT_DECLARED,
     ERROR_JOB_TASK,
     ERROR_JOB_TIMEOUT,
     JobEventCandidate,
     JobState,
-    TaskView,
     admit_job_event,
+    admit_job_events,
     ending_event_id,
     ending_message_id,
     job_fields,
-    plan_job,
+    with_parts,
 )
 from worker.contract.lifecycle import STATUSES, TERMINAL_STATUSES
 
@@ -95,23 +100,48 @@ def expected_job(histories: dict[str, list[TaskView]], events: list) -> dict:
     else:
         status = "IN_PROGRESS"
     error_code = {"TIMEOUT": ERROR_JOB_TIMEOUT, "FAILURE": ERROR_JOB_TASK}.get(status)
+    if status == "IN_PROGRESS" and not declared:
+        error_code = ERROR_JOB_NOT_DECLARED  # it says why it cannot end
     return {"status": status, "total_tasks": total, "remained_tasks": remained,
             "task_counts": {status: counts[status] for status in STATUSES},
             "created_count": sum(view.created_count for view in latest), "error_code": error_code}
 
 
+PARTS = 3
+
+
+def part_number(task: str) -> int:
+    return int(task.rsplit("-", 1)[1]) % PARTS
+
+
+def stored_parts(histories: dict[str, list[TaskView]], draw_order) -> tuple[dict[int, PartState], list]:
+    """Each task's views into its part, in the drawn order; returns the parts and every summary they had."""
+    parts = {number: PartState(number) for number in range(PARTS)}
+    summaries = []
+    views = draw_order([(task, view) for task, views in histories.items() for view in views])
+    for task, view in views:
+        number = part_number(task)
+        after = plan_part(parts[number], [(task, view)], {})
+        if after != parts[number]:
+            parts[number] = after
+            summaries.append(("part", number, after.summary()))
+    return parts, summaries
+
+
 def deliver(histories: dict[str, list[TaskView]], events: list, draw_order) -> JobState:
-    """Every view and event at least once, in the drawn order, through the pure rules."""
-    deliveries = [("view", task, view) for task, views in histories.items() for view in views]
-    deliveries += [("event", None, event) for event in events]
+    """Every part's summaries and every event at least once, in the drawn order, through the pure rules."""
+    _parts, summaries = stored_parts(histories, draw_order)
+    deliveries = summaries + [("event", None, event) for event in events]
     deliveries = draw_order(deliveries + deliveries[: len(deliveries) // 2])  # some twice
     state, logged = None, {}
-    for what, task, item in deliveries:
-        if what == "view":
-            plan = plan_job(JOB, state, logged, [], [(task, DOMAIN, item)], {})
+    for what, number, item in deliveries:
+        if what == "part":
+            plan = admit_job_events(JOB, state, logged, [], DOMAIN)
+            assert plan is not None
+            state, logged = with_parts(plan.state, {number: item}), plan.events
         else:
-            plan = plan_job(JOB, state, logged, [candidate(item)], [], {})
-        if plan is not None:
+            plan = admit_job_events(JOB, state, logged, [candidate(item)], None)
+            assert plan is not None
             state, logged = plan.state, plan.events
     return state or JobState(JOB, DOMAIN)
 
@@ -123,7 +153,7 @@ def test_a_job_is_a_function_of_its_tasks_latest_views_and_its_events(histories,
     fields = job_fields(state)
     expected = expected_job(histories, events)
     assert {name: fields[name] for name in expected} == expected
-    assert set(state.tasks) == set(histories)
+    assert state.task_count == len(histories)
 
 
 @RULES
@@ -137,18 +167,33 @@ def test_any_two_delivery_orders_end_in_the_same_job(histories, events, data):
 @RULES
 @given(histories=task_histories(), events=job_events())
 def test_every_ending_reaches_every_task_once(histories, events):
+    parts, _summaries = stored_parts(histories, list)
     state = deliver(histories, events, list)
-    endings = [event for event in events if isinstance(event, (JobCanceled, JobTimedOut))]
-    unsent = state.unsent_endings()
-    assert sorted((task, ending.event_id) for task, ending in unsent) == sorted(
-        (task, ending.event_id) for task in histories for ending in endings)
-    for task, ending in unsent:
-        state = state.with_endings_sent(task, {ending.event_id})
-    assert state.unsent_endings() == []
+    state = with_parts(state, {number: part.summary() for number, part in parts.items() if part.version})
+    ending_ids = {event.event_id for event in events if isinstance(event, (JobCanceled, JobTimedOut))}
+    assert set(state.pending_parts()) == ({part_number(task) for task in histories} if ending_ids else set())
+    unsent = [pair for number in state.pending_parts() for pair in parts[number].unsent(ending_ids)]
+    assert sorted(unsent) == sorted((task, ending_id) for task in histories for ending_id in ending_ids)
+    for number, part in parts.items():
+        sent = {task: set(ending_ids) for task in part.tasks}
+        parts[number] = plan_part(part, [], sent)
+        assert parts[number].unsent(ending_ids) == []
+    state = with_parts(state, {number: part.summary() for number, part in parts.items() if part.version})
+    assert state.pending_parts() == []
     # A newer view of a task keeps what was sent to it.
     for task, views in histories.items():
-        state = state.with_task(task, TaskView(views[-1].version + 1, "CANCELED"))
-    assert state.unsent_endings() == []
+        number = part_number(task)
+        parts[number] = plan_part(parts[number], [(task, TaskView(views[-1].version + 1, "CANCELED"))], {})
+        assert parts[number].unsent(ending_ids) == []
+
+
+def test_a_part_summary_only_moves_forward():
+    part = plan_part(PartState(0), [("job-task-0", TaskView(1, "PENDING"))], {})
+    newer = plan_part(part, [("job-task-0", TaskView(2, "SUCCESS", finished_at=BASE))], {})
+    state = with_parts(JobState(JOB, DOMAIN), {0: newer.summary()})
+    assert with_parts(state, {0: part.summary()}) == state  # the older summary, late, changes nothing
+    assert job_fields(state)["task_counts"]["SUCCESS"] == 1
+    assert plan_part(newer, [("job-task-0", TaskView(1, "PENDING"))], {}) == newer  # nor does an older view
 
 
 def test_an_ending_has_one_task_event_id_and_one_message_per_task():
@@ -164,24 +209,25 @@ def test_an_ending_has_one_task_event_id_and_one_message_per_task():
 def test_a_job_event_twice_counts_once_and_other_content_conflicts():
     created = JobCreated(event_id="jc", domain_id=DOMAIN, job_id=JOB, data_source_id="ds-1", total_tasks=2,
                          occurred_at=BASE.isoformat())
-    first = plan_job(JOB, None, {}, [candidate(created)], [], {})
+    first = admit_job_events(JOB, None, {}, [candidate(created)], None)
     assert first is not None and first.outcomes == (outcomes.APPLIED_NOW,)
-    again = plan_job(JOB, first.state, first.events, [candidate(created)], [], {})
-    assert again is not None and again.outcomes == (outcomes.APPLIED_NOW,) and not again.changed
+    again = admit_job_events(JOB, first.state, first.events, [candidate(created)], None)
+    assert again is not None and again.outcomes == (outcomes.APPLIED_NOW,)
+    assert (again.state, again.events) == (first.state, first.events)
     resent = JobEventCandidate(created, BASE, event_fingerprint(created), "another-message")
-    assert plan_job(JOB, first.state, first.events, [resent], [], {}).outcomes == (outcomes.ALREADY_APPLIED,)
+    assert admit_job_events(JOB, first.state, first.events, [resent], None).outcomes == (outcomes.ALREADY_APPLIED,)
     other = created.model_copy(update={"total_tasks": 3})
-    assert plan_job(JOB, first.state, first.events, [candidate(other)], [], {}).outcomes == (
+    assert admit_job_events(JOB, first.state, first.events, [candidate(other)], None).outcomes == (
         outcomes.OTHER_CONTENT,)
     redeclared = created.model_copy(update={"event_id": "jc2", "total_tasks": 3})
-    assert plan_job(JOB, first.state, first.events, [candidate(redeclared)], [], {}).outcomes == (
+    assert admit_job_events(JOB, first.state, first.events, [candidate(redeclared)], None).outcomes == (
         outcomes.OTHER_DECLARATION,)
 
 
 def test_another_domains_event_is_refused_and_a_job_without_events_takes_its_tasks_domain():
-    founded = plan_job(JOB, None, {}, [], [("job-task-1", DOMAIN, TaskView(1, "PENDING"))], {})
+    founded = admit_job_events(JOB, None, {}, [], DOMAIN)
     assert founded is not None and founded.state.domain_id == DOMAIN
     foreign = JobCanceled(event_id="x", domain_id="domain-b", job_id=JOB)
     outcome, _ = admit_job_event(founded.state, {}, foreign, BASE, event_fingerprint(foreign), "m")
     assert outcome == outcomes.JOB_EVENT_OTHER_DOMAIN and outcome.dead_letter_code == "other_domain"
-    assert plan_job(JOB, None, {}, [], [], {}) is None  # nothing to speak of
+    assert admit_job_events(JOB, None, {}, [], None) is None  # nothing to speak of

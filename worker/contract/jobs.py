@@ -7,7 +7,9 @@ field from what the Job itself accepted (``job.created``, ``job.canceled``,
 ``job.timed_out``) and the last known state of each of its
 tasks (a ``TaskView`` per task, replaced only by a newer version of that
 task). So any order, duplication or concurrency of deliveries ends in the
-same Job.
+same Job. The tasks' views are kept a part at a time, and the Job keeps a
+summary of each part (``contract.job_parts``): its fields are the sums of
+those, so a Job's cost does not grow with its number of tasks.
 
 - ``total_tasks``: what the accepted ``job.created`` declared, or the tasks
   created so far while none is (never fewer than the tasks that exist).
@@ -19,6 +21,11 @@ same Job.
   declared and no task remains, SUCCESS if every task succeeded, else FAILURE
   with ``ERROR_JOB_TASK`` and a message naming how many tasks did not; until
   then IN_PROGRESS (a scheduler still creating tasks never sees its job end).
+  A Job no ``job.created`` declared cannot know when its last task came, so
+  it stays IN_PROGRESS, and says why: ``ERROR_JOB_NOT_DECLARED`` with a
+  message counting the tasks known and ended (readers never see "1 of 1,
+  in progress" unexplained); the sweep never times out such a Job once
+  every task it knows has ended (``contract.sweep``).
 - ``finished_at``: the latest ``finished_at`` of its tasks for SUCCESS and
   FAILURE (the declaration's time for a job of no tasks), the deciding
   event's time for CANCELED and TIMEOUT.
@@ -29,12 +36,13 @@ same Job.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from worker.contract.events import JobCanceled, JobCreated, JobEvent, JobTimedOut, content_digest
+from worker.contract.job_parts import PartSummary
 from worker.contract.lifecycle import (
     CANCELED,
     FAILURE,
@@ -43,8 +51,6 @@ from worker.contract.lifecycle import (
     SUCCESS,
     TERMINAL_STATUSES,
     TIMEOUT,
-    Summary,
-    derived,
 )
 from worker.contract.outcomes import (
     ALREADY_APPLIED,
@@ -60,30 +66,7 @@ from worker.contract.outcomes import (
 JOB_STATUSES = (IN_PROGRESS, SUCCESS, FAILURE, CANCELED, TIMEOUT)
 ERROR_JOB_TASK = "ERROR_JOB_TASK"
 ERROR_JOB_TIMEOUT = "ERROR_JOB_TIMEOUT"
-
-
-@dataclass(frozen=True)
-class TaskView:
-    """What a Job knows of one of its tasks: its state at one version."""
-
-    version: int
-    status: str
-    created_count: int = 0
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    finished_at: datetime | None = None
-    # The job's endings (event ids) already sent to this task as task events.
-    endings_sent: frozenset[str] = frozenset()
-
-    def newer_than(self, other: TaskView | None) -> bool:
-        return other is None or self.version > other.version
-
-    @classmethod
-    def of(cls, version: int, summary: Summary) -> TaskView:
-        """What a Job keeps of one of its tasks, at the task's version."""
-        fields = derived(summary)
-        return cls(version, fields["status"], fields["created_count"], fields["created_at"],
-                   fields["updated_at"], fields["finished_at"])
+ERROR_JOB_NOT_DECLARED = "ERROR_JOB_NOT_DECLARED"
 
 
 @dataclass(frozen=True)
@@ -134,7 +117,7 @@ class JobState:
     resource_group: str = "DOMAIN"
     declaration: Declaration | None = None
     endings: tuple[Ending, ...] = ()
-    tasks: dict[str, TaskView] = field(default_factory=dict)
+    parts: Mapping[int, PartSummary] = field(default_factory=dict)
 
     @property
     def ending(self) -> Ending | None:
@@ -145,26 +128,20 @@ class JobState:
                 decided = ending
         return decided
 
-    def with_task(self, job_task_id: str, view: TaskView) -> JobState:
-        """A newer view of one task replaces the one known; an older one changes nothing."""
-        known = self.tasks.get(job_task_id)
-        if not view.newer_than(known):
-            return self
-        if known is not None:
-            view = replace(view, endings_sent=view.endings_sent | known.endings_sent)
-        return replace(self, tasks={**self.tasks, job_task_id: view})
+    @property
+    def task_count(self) -> int:
+        return sum(part.tasks for part in self.parts.values())
 
-    def with_endings_sent(self, job_task_id: str, ending_ids: set[str]) -> JobState:
-        known = self.tasks.get(job_task_id)
-        if known is None or ending_ids <= known.endings_sent:
+    def with_part(self, number: int, summary: PartSummary) -> JobState:
+        """A newer summary of a part replaces the one known; an older one changes nothing."""
+        if not summary.newer_than(self.parts.get(number)):
             return self
-        view = replace(known, endings_sent=known.endings_sent | ending_ids)
-        return replace(self, tasks={**self.tasks, job_task_id: view})
+        return replace(self, parts={**self.parts, number: summary})
 
-    def unsent_endings(self) -> list[tuple[str, Ending]]:
-        """(task, ending) pairs still to be sent: every ending acts on every task."""
-        return [(job_task_id, ending) for job_task_id, view in sorted(self.tasks.items())
-                for ending in self.endings if ending.event_id not in view.endings_sent]
+    def pending_parts(self) -> list[int]:
+        """The parts some task of which an ending of the Job has not been sent to yet."""
+        ending_ids = {ending.event_id for ending in self.endings}
+        return sorted(number for number, part in self.parts.items() if not ending_ids <= part.endings_done)
 
     def with_declaration(self, declaration: Declaration) -> JobState:
         """The first accepted ``job.created`` fixes the identity; an identical later one
@@ -202,14 +179,19 @@ def _failure_message(counts: dict[str, int], total: int) -> str:
     return f"{' and '.join(parts)} of {total} job tasks"
 
 
+def _undeclared_message(known: int, finished: int) -> str:
+    tasks = "1 task" if known == 1 else f"{known} tasks"
+    return (f"no job.created declared this job's total: {finished} of the {tasks} known so far ended; "
+            "it ends once a job.created declares how many it has, or when it is canceled")
+
+
 def job_fields(state: JobState) -> dict[str, Any]:
     """The Job as readers see it (None where it has no value), from its state alone."""
-    views = list(state.tasks.values())
-    counts = {status: 0 for status in STATUSES}
-    for view in views:
-        counts[view.status] += 1
+    parts = list(state.parts.values())
+    counts = {status: sum(part.counts.get(status, 0) for part in parts) for status in STATUSES}
+    known = state.task_count
     declared = state.declaration.total_tasks if state.declaration else None
-    total = max(declared, len(views)) if declared is not None else len(views)
+    total = max(declared, known) if declared is not None else known
     finished = sum(counts[status] for status in TERMINAL_STATUSES)
     remained = total - finished
     error_code = error_message = finished_at = None
@@ -221,11 +203,13 @@ def job_fields(state: JobState) -> dict[str, Any]:
     elif state.declaration is not None and remained == 0:  # declared, so its count is known
         status = SUCCESS if counts[SUCCESS] == total else FAILURE
         # A job declared with no tasks is done when declared.
-        finished_at = _latest(*(view.finished_at for view in views)) or state.declaration.occurred_at
+        finished_at = _latest(*(part.finished_at for part in parts)) or state.declaration.occurred_at
         if status == FAILURE:
             error_code, error_message = ERROR_JOB_TASK, _failure_message(counts, total)
     else:
         status = IN_PROGRESS
+        if state.declaration is None:
+            error_code, error_message = ERROR_JOB_NOT_DECLARED, _undeclared_message(known, finished)
     declared_at = state.declaration.occurred_at if state.declaration else None
     ended_at = state.ending.occurred_at if state.ending else None
     return {
@@ -234,7 +218,7 @@ def job_fields(state: JobState) -> dict[str, Any]:
         "total_tasks": total,
         "remained_tasks": remained,
         "task_counts": counts,
-        "created_count": sum(view.created_count for view in views),
+        "created_count": sum(part.created_count for part in parts),
         "options": state.declaration.options if state.declaration else {},
         "data_source_id": state.data_source_id,
         "domain_id": state.domain_id,
@@ -242,8 +226,8 @@ def job_fields(state: JobState) -> dict[str, Any]:
         "resource_group": state.resource_group,
         "error_code": error_code,
         "error_message": error_message,
-        "created_at": _earliest(declared_at, *(view.created_at for view in views)),
-        "updated_at": _latest(declared_at, ended_at, *(view.updated_at for view in views)),
+        "created_at": _earliest(declared_at, *(part.created_at for part in parts)),
+        "updated_at": _latest(declared_at, ended_at, *(part.updated_at for part in parts)),
         "finished_at": finished_at,
     }
 
@@ -310,18 +294,15 @@ class JobPlan:
     state: JobState
     events: dict[str, LoggedJobEvent]
     outcomes: tuple[Outcome, ...]
-    changed: bool
 
 
-def plan_job(job_id: str, before: JobState | None, logged: dict[str, LoggedJobEvent],
-             candidates: Sequence[JobEventCandidate], views: Sequence[tuple[str, str, TaskView]],
-             endings_sent: dict[str, set[str]]) -> JobPlan | None:
-    """The Job after a batch: its own events admitted, then its tasks' views and the endings sent noted.
+def admit_job_events(job_id: str, before: JobState | None, logged: Mapping[str, LoggedJobEvent],
+                     candidates: Sequence[JobEventCandidate], tasks_domain: str | None) -> JobPlan | None:
+    """The Job after a batch's own events of it, each judged in turn.
 
-    ``views`` are (job_task_id, domain_id, view) of the tasks the batch
-    touched; ``endings_sent`` the Job's endings whose task events the batch
-    settled, by task. None when there is no Job to speak of (no event of its
-    own and no task in the batch).
+    ``tasks_domain`` is the domain of a task of the Job that the batch
+    touched, if any: a Job no event founded (its tasks predate Jobs) is
+    theirs. None when there is no Job to speak of.
     """
     state, events, outcomes = before, dict(logged), []
     for candidate in candidates:
@@ -331,15 +312,17 @@ def plan_job(job_id: str, before: JobState | None, logged: dict[str, LoggedJobEv
             events[candidate.event.event_id] = LoggedJobEvent(candidate.fingerprint, candidate.message_id)
         outcomes.append(outcome)
     if state is None:
-        if not views:
+        if tasks_domain is None:
             return None
-        state = JobState(job_id, views[0][1])  # a Job no event founded (its tasks predate Jobs): their domain
-    for job_task_id, _domain_id, view in views:
-        state = state.with_task(job_task_id, view)
-    for job_task_id, ending_ids in endings_sent.items():
-        state = state.with_endings_sent(job_task_id, ending_ids)
-    changed = before is None or state != before or events != logged
-    return JobPlan(state, events, tuple(outcomes), changed)
+        state = JobState(job_id, tasks_domain)
+    return JobPlan(state, events, tuple(outcomes))
+
+
+def with_parts(state: JobState, parts: Mapping[int, PartSummary]) -> JobState:
+    """The Job with the summaries of the parts a batch read or wrote (each only if newer)."""
+    for number, summary in sorted(parts.items()):
+        state = state.with_part(number, summary)
+    return state
 
 
 def ending_event_id(job_id: str, ending: Ending) -> str:

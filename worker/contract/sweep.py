@@ -10,7 +10,11 @@ such tasks by sending the same events a producer's watchdog would:
   clock when the task's document last changed, never by producers'
   ``occurred_at``: a backfill of day-old events, applied now, is fresh;
 - a Job is overdue once it is IN_PROGRESS more than the job timeout after the
-  worker first stored it (``created_on``, the worker's clock too);
+  worker first stored it (``created_on``, the worker's clock too), unless no
+  ``job.created`` ever declared its total and every task it knows has
+  ended: nothing of it is running, so timing it out would call finished
+  work TIMEOUT; it says instead that its total is not declared
+  (``contract.jobs``, ``ERROR_JOB_NOT_DECLARED``);
 - each is ended by a ``job_task.timed_out`` / ``job.timed_out`` whose
   ``event_id`` is derived from the subject and the staleness the sweep saw
   (``sweep:<id>:<applied_at in ms>``): two sweeps, two beats or a redelivered
@@ -57,8 +61,10 @@ def is_stale(status: str, applied_at: datetime, now: datetime, timeouts: Timeout
     return timeout is not None and applied_at < stale_before(now, timeout)
 
 
-def is_overdue(status: str, created_on: datetime, now: datetime, timeouts: Timeouts) -> bool:
-    return status == IN_PROGRESS and created_on < stale_before(now, timeouts.job)
+def is_overdue(status: str, created_on: datetime, now: datetime, timeouts: Timeouts,
+               waits_for_declaration: bool = False) -> bool:
+    """``waits_for_declaration``: an undeclared Job all of whose known tasks ended."""
+    return status == IN_PROGRESS and not waits_for_declaration and created_on < stale_before(now, timeouts.job)
 
 
 def _millis(moment: datetime) -> int:

@@ -116,7 +116,7 @@ class BatchRunner:
         publish_changes(process_database(self.settings), self.settings, result.tasks, result.jobs)
         self.outcomes += reported_outcomes(deliveries, result.outcomes)
         logger.debug("batch of %d settled: %d applied", len(deliveries), result.count(APPLIED))
-        return [ACK] * len(deliveries)
+        return [REQUEUE if delivery.message_id in result.requeue else ACK for delivery in deliveries]
 
     def decide_one(self, delivery: Delivery) -> str:
         if time.monotonic() >= self.deadline:

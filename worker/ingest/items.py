@@ -76,6 +76,7 @@ class BatchResult:
     outcomes: list[tuple[Delivery, Outcome]] = field(default_factory=list)
     tasks: set[str] = field(default_factory=set)  # job_task_ids whose document it changed
     jobs: set[str] = field(default_factory=set)  # job_ids whose document it changed
+    requeue: set[str] = field(default_factory=set)  # message ids to hand back unsettled
 
     def count(self, kind: str) -> int:
         return sum(1 for _, outcome in self.outcomes if outcome.kind == kind)

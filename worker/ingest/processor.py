@@ -17,7 +17,11 @@ The path of a batch, one loop until nothing is left to do (``Batch.run``):
    meanwhile by another worker is never missed; a created of this batch
    wakes the events parked for its task. What wakes goes round again (2).
 4. Then the Jobs (``worker.ingest.jobs``): their own events, their tasks'
-   states, and the task events their endings send, which go round again (2).
+   states, and the task events their endings send, which go round again (2):
+   at most ``ENDING_PARTS`` parts of tasks beyond the batch's own, so that a
+   batch's cost stays bounded however large the Job; a Job's own event
+   whose endings did not reach every task yet is requeued, and its next
+   delivery goes on from there.
 5. Refused deliveries go to the dead letters, every delivery's record to
    the history; parked records are resolved last.
 
@@ -34,8 +38,9 @@ from dataclasses import dataclass
 from pymongo.database import Database
 
 from worker.contract.acceptance import Candidate, Identity, StoredTask, admit, duplicate_outcome, job_refusal
-from worker.contract.delivery import Delivery
+from worker.contract.delivery import MESSAGE, Delivery
 from worker.contract.events import JOB_EVENTS, Created, InvalidEvent, parse_event
+from worker.contract.job_parts import part_of
 from worker.contract.lifecycle import joined_outcome
 from worker.contract.outcomes import APPLIED, NOT_DERIVED, PARKED, UNDECODABLE, WAITING_FOR_CREATED, Outcome, invalid
 from worker.ingest.items import BatchResult, Item, item_from_parked, make_item
@@ -49,6 +54,9 @@ from worker.store.tasks import NO_ROW_VERSION, TaskRow
 # events, and the task events of Job endings; a batch still busy after these
 # is contended by other writers, and is retried whole.
 MAX_STEPS = 24
+# Parts of a Job's tasks that a batch reads only to send them its endings:
+# one per step, ENDING_PARTS per batch (about 500 task events).
+ENDING_PARTS = 2
 
 
 def _by_task(items: list[Item]) -> dict[str, list[Item]]:
@@ -90,6 +98,8 @@ class Batch:
         # job_id -> job_task_id -> the job endings whose task event was settled here
         self.endings_sent: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         self.jobs_written: set[str] = set()
+        self.new_parts: dict[str, int] = {}  # job_task_id -> its part, for tasks this batch founds
+        self.unfinished_jobs: set[str] = set()  # Jobs whose endings are still to reach some tasks
 
     # -- recording ---------------------------------------------------------------
 
@@ -116,11 +126,22 @@ class Batch:
         if outcome.dead_letter:
             self.dead_letters.append(dead_letters.dead_letter_record(delivery, outcome, event, field_name))
 
+    def drop(self, message_ids: set[str]) -> None:
+        """Forget what was recorded of these messages (a Job's own events, requeued unsettled)."""
+        def theirs(delivery: Delivery) -> bool:
+            return delivery.source == MESSAGE and delivery.message_id in message_ids
+        self.result.outcomes = [(delivery, outcome) for delivery, outcome in self.result.outcomes
+                                if not theirs(delivery)]
+        self.records = [record for record in self.records if record["message_id"] not in message_ids]
+        self.dead_letters = [letter for letter in self.dead_letters if letter["_id"] not in message_ids]
+
     # -- rounds ------------------------------------------------------------------
 
     def run(self, items: list[Item], job_items: list[Item]) -> None:
         """Take the batch's events through its steps until each is settled or parked (module docstring)."""
         work, jobs_waiting = items, list(job_items)
+        continuing = {item.job_event.job_id for item in job_items}
+        ending_parts = ENDING_PARTS
         looked_for: set[str] = set()  # tasks whose parked events were looked for
         for _ in range(MAX_STEPS):
             if work:
@@ -135,7 +156,10 @@ class Batch:
                 continue
             if not self.derive_jobs:
                 return
-            decided = derive_jobs(self.db, jobs_waiting, self.latest.values(), self.endings_sent)
+            decided = derive_jobs(self.db, jobs_waiting, self.latest.values(), self.endings_sent,
+                                  continuing, min(ending_parts, 1))
+            ending_parts -= decided.parts_sending
+            self.unfinished_jobs = decided.unfinished
             for item, outcome in decided.judged:
                 self.record(item, item.delivery, outcome)
             judged = {id(item) for item, _ in decided.judged}
@@ -171,8 +195,10 @@ class Batch:
         again, updates = list(followers), []
         for index, plan in enumerate(plans):
             if index in report.committed:
-                job_id = plan.row.job_id if plan.row else plan.entry.founding["job_id"]  # type: ignore[index]  # no row: it founds
-                after = TaskRow(plan.entry.job_task_id, plan.entry.version, plan.after, job_id)
+                founding = plan.entry.founding or {}  # no row: it founds
+                job_id = plan.row.job_id if plan.row else founding["job_id"]
+                part = plan.row.part if plan.row else founding.get("_part", 0)
+                after = TaskRow(plan.entry.job_task_id, plan.entry.version, plan.after, job_id, part)
                 updates.append(tasks.task_update(plan.row, after, plan.entry.founding))
                 self.latest[after.job_task_id] = after
                 self.changed.add(after.job_task_id)
@@ -214,6 +240,7 @@ class Batch:
         if not founders:
             return grouped
         known = jobs.found_jobs(self.db, founders)
+        founded_now: dict[str, int] = defaultdict(int)
         kept: dict[str, list[Item]] = {}
         for job_task_id, items in grouped.items():
             kept[job_task_id] = []
@@ -223,6 +250,11 @@ class Batch:
                     refusal = job_refusal(item.event, *known[item.event.job_id])
                 if refusal is None:
                     kept[job_task_id].append(item)
+                    if job_task_id not in rows and isinstance(item.event, Created) and item.event.job_id in known:
+                        job_id = item.event.job_id
+                        if job_task_id not in self.new_parts:  # its part is fixed once
+                            self.new_parts[job_task_id] = part_of(known[job_id][1] + founded_now[job_id])
+                            founded_now[job_id] += 1
                 else:
                     self.record(item, item.delivery, refusal)
         return kept
@@ -240,7 +272,7 @@ class Batch:
         founding = None
         if row is None and admission.founding is not None:
             fingerprint = Identity.of(admission.founding).fingerprint
-            founding = tasks.founding_fields(admission.founding, fingerprint)
+            founding = tasks.founding_fields(admission.founding, fingerprint, self.new_parts.get(job_task_id, 0))
         entry = LogEntry(
             job_task_id=job_task_id,
             version=(row.version if row else NO_ROW_VERSION) + 1,
@@ -359,6 +391,12 @@ def process_batch(db: Database, deliveries: list[Delivery], batch_id: str, max_e
         else:
             items.append(make_item(delivery, parsed))
     batch.run(items, job_items)
+    # A Job's own event whose endings have tasks still to reach goes back to
+    # the broker unrecorded; its next delivery goes on where this one stopped.
+    batch.result.requeue = {item.delivery.message_id for item in job_items
+                            if item.job_event.job_id in batch.unfinished_jobs}
+    if batch.result.requeue:
+        batch.drop(batch.result.requeue)
     batch.result.tasks = set(batch.changed)
     # A Job follows its tasks: one whose task changed has changed, even when an
     # earlier attempt of this batch already wrote it.

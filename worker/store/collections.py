@@ -25,6 +25,7 @@ LOG = "job_task_log"  # each task's accepted events, in numbered entries (worker
 HISTORY = "job_task_history"  # every delivery and its outcome (worker.store.history)
 DEAD_LETTERS = "job_task_dead_letters"  # what an operator must look at (worker.store.dead_letters)
 JOBS = "jobs"  # one document per Job, derived from its events and tasks (worker.store.jobs)
+JOB_PARTS = "job_parts"  # a Job's tasks' views, a few hundred to a document (worker.store.job_parts)
 # The history's name before it was told apart from the events queue (job_task_events).
 FORMER_HISTORY = "job_task_events"
 
@@ -81,15 +82,23 @@ class OlderLayout(RuntimeError):
 def refuse_older_layout(db: Database) -> None:
     """Stop at start rather than write beside documents of another layout.
 
-    An earlier layout's tasks all lack ``_v``: one task, the first of the
-    domain index, tells (a search for a missing field would read them all).
+    An earlier layout's tasks all lack ``_v``, and its Jobs keep their
+    tasks' views in ``_tasks`` rather than in parts: one document of each,
+    the first of its domain index, tells (a search for a field missing or
+    present would read them all).
     """
     first = db[JOB_TASKS].find_one({"domain_id": {"$gt": ""}}, {"job_task_id": 1, "domain_id": 1, "_v": 1},
                                    sort=[("domain_id", 1)])
-    older = first if first is not None and "_v" not in first else None
+    job = db[JOBS].find_one({"domain_id": {"$gt": ""}}, {"job_id": 1, "domain_id": 1, "_tasks": 1, "_parts": 1},
+                            sort=[("domain_id", 1)])
+    older = None
+    if first is not None and "_v" not in first:
+        older = f"JobTasks of an earlier layout (e.g. {first.get('job_task_id')})"
+    elif job is not None and "_tasks" in job and "_parts" not in job:
+        older = f"Jobs of an earlier layout, without parts (e.g. {job.get('job_id')})"
     if older is not None:
         raise OlderLayout(
-            f"database {db.name} holds JobTasks of an earlier layout (e.g. {older.get('job_task_id')}); "
+            f"database {db.name} holds {older}; "
             "rebuild them from the history into a new database, or start on an empty one"
         )
 

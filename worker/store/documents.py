@@ -96,3 +96,12 @@ def public_by_id(collection: Collection, fields: Iterable[str], ids: set[str]) -
 def count_by_status(collection: Collection) -> list[dict[str, Any]]:
     """``{"_id": status, "n": count}`` rows over every document (for the gauges)."""
     return list(collection.aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}]))
+
+
+def as_key(identifier: str) -> str:
+    """An id as a key of an internal map: ids may hold '.', never '%'."""
+    return identifier.replace(".", "%2E")
+
+
+def from_key(key: str) -> str:
+    return key.replace("%2E", ".")

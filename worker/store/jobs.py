@@ -2,9 +2,12 @@
 
 A Job document keeps what it is derived from (``contract.jobs.JobState``):
 its accepted events (``_events``), the accepted ``job.created`` and its
-endings (``_state``), and the last known state of each of its tasks
-(``_tasks``: a view per task, replaced only by a newer version of that
-task). The public fields are recomputed from these by
+endings (``_state``), and a summary of each part of its tasks (``_parts``,
+by part number; the parts themselves are ``worker.store.job_parts``), each
+replaced only by a newer version of its part, so the document's size grows
+with a Job's tasks by one small summary per few hundred tasks, and a batch
+names only the summaries it changed. ``_task_count`` is the tasks it knows,
+which fixes a new task's part. The public fields are recomputed from these by
 ``contract.jobs.job_fields`` on every change, and the document moves from
 one ``_v`` to the next by a ``$set`` guarded by the ``_v`` it had, so two
 workers changing one Job at once never lose each other's change: the one
@@ -31,38 +34,16 @@ from worker.contract.jobs import (
     Ending,
     JobState,
     LoggedJobEvent,
-    TaskView,
     job_fields,
 )
 from worker.store import documents
 from worker.store.collections import DUPLICATE_KEY, JOBS
-from worker.store.documents import JOB_FIELDS
+from worker.store.documents import JOB_FIELDS, as_key, from_key
+from worker.store.guarded import write_guarded
+from worker.store.job_parts import summary_doc, summary_from
 from worker.store.retry import check_bulk_errors
 
-
-def _key(identifier: str) -> str:
-    """An id as a document key: ids may hold '.', never '%'."""
-    return identifier.replace(".", "%2E")
-
-
-def _unkey(key: str) -> str:
-    return key.replace("%2E", ".")
-
-
 # --- the state as BSON --------------------------------------------------------------------------------
-
-
-def _view_doc(view: TaskView) -> dict:
-    doc = {"v": view.version, "s": view.status, "c": view.created_count, "a": view.created_at,
-           "u": view.updated_at, "f": view.finished_at}
-    if view.endings_sent:
-        doc["e"] = sorted(view.endings_sent)
-    return doc
-
-
-def _view_from(doc: dict) -> TaskView:
-    return TaskView(doc["v"], doc["s"], doc.get("c", 0), doc.get("a"), doc.get("u"), doc.get("f"),
-                    frozenset(doc.get("e", ())))
 
 
 def _declaration_doc(declaration: Declaration) -> dict:
@@ -109,9 +90,9 @@ def row_from(doc: dict) -> JobRow:
         resource_group=kept.get("resource_group") or "DOMAIN",
         declaration=_declaration_from(kept.get("declaration")),
         endings=tuple(_ending_from(ending) for ending in kept.get("endings", ())),
-        tasks={_unkey(key): _view_from(view) for key, view in (doc.get("_tasks") or {}).items()},
+        parts={int(number): summary_from(part) for number, part in (doc.get("_parts") or {}).items()},
     )
-    events = {_unkey(key): LoggedJobEvent(item["f"], item.get("m", ""))
+    events = {from_key(key): LoggedJobEvent(item["f"], item.get("m", ""))
               for key, item in (doc.get("_events") or {}).items()}
     return JobRow(doc.get("_v", 0), state, events, doc.get("_created_on"))
 
@@ -153,21 +134,21 @@ def job_update(before: JobRow | None, after: JobRow) -> UpdateOne:
     kept = _kept(after.state)
     if before is None or kept != _kept(before.state):
         changes["_state"] = kept
-    if before is None or len(after.state.tasks) != len(before.state.tasks):
-        changes["_task_count"] = len(after.state.tasks)
-    old_tasks = before.state.tasks if before else {}
-    for job_task_id, view in after.state.tasks.items():
-        if old_tasks.get(job_task_id) != view:
-            changes[f"_tasks.{_key(job_task_id)}"] = _view_doc(view)
+    if before is None or after.state.task_count != before.state.task_count:
+        changes["_task_count"] = after.state.task_count
+    old_parts = before.state.parts if before else {}
+    for number, part in after.state.parts.items():
+        if old_parts.get(number) != part:
+            changes[f"_parts.{number}"] = summary_doc(part)
     old_events = before.events if before else {}
     for event_id, logged in after.events.items():
         if event_id not in old_events:
-            changes[f"_events.{_key(event_id)}"] = {"f": logged.fingerprint, "m": logged.message_id}
+            changes[f"_events.{as_key(event_id)}"] = {"f": logged.fingerprint, "m": logged.message_id}
     update: dict = {"$set": changes}
     if before is None:
         changes["_created_on"] = datetime.now(UTC)
-        if not after.state.tasks:
-            changes["_tasks"] = {}
+        if not after.state.parts:
+            changes["_parts"] = {}
     if cleared:
         update["$unset"] = cleared
     guard = {"_id": after.state.job_id, "_v": before.version if before else {"$exists": False}}
@@ -176,22 +157,8 @@ def job_update(before: JobRow | None, after: JobRow) -> UpdateOne:
 
 def write_jobs(db: Database, rows: list[tuple[JobRow | None, JobRow]]) -> set[str]:
     """Apply guarded Job updates; returns the jobs another writer changed first."""
-    if not rows:
-        return set()
-    try:
-        result = db[JOBS].bulk_write([job_update(before, after) for before, after in rows], ordered=False)
-        if result.matched_count + result.upserted_count == len(rows):
-            return set()  # every guard held: each write is ours
-    except BulkWriteError as exc:
-        check_bulk_errors(exc, tolerated={DUPLICATE_KEY})  # a Job another writer inserted first
-    # Whose write each Job holds now. Versions alone cannot tell: another writer
-    # may have made the very step ours tried. One that moved on after ours
-    # makes us redo ours, which is harmless (a task's view only moves forward,
-    # an event counts once).
-    wanted = {after.state.job_id: after.write_id for _, after in rows}
-    stored = {doc["job_id"]: doc.get("_w") for doc in
-              db[JOBS].find({"_id": {"$in": sorted(wanted)}}, {"job_id": 1, "_w": 1})}
-    return {job_id for job_id, write_id in wanted.items() if stored.get(job_id) != write_id}
+    return write_guarded(db[JOBS], {after.state.job_id: (job_update(before, after), after.write_id)
+                                    for before, after in rows})
 
 
 def found_jobs(db: Database, founders: dict[str, Created]) -> dict[str, tuple[str, int]]:
@@ -216,7 +183,7 @@ def found_jobs(db: Database, founders: dict[str, Created]) -> dict[str, tuple[st
         public, _cleared = _public(state)
         ops.append(UpdateOne(
             {"_id": job_id},
-            {"$setOnInsert": {**public, "_v": 0, "_state": _kept(state), "_tasks": {}, "_events": {},
+            {"$setOnInsert": {**public, "_v": 0, "_state": _kept(state), "_parts": {}, "_events": {},
                               "_task_count": 0, "_created_on": datetime.now(UTC)}},
             upsert=True,
         ))

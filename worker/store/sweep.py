@@ -15,6 +15,7 @@ from datetime import datetime
 
 from pymongo.database import Database
 
+from worker.contract.jobs import ERROR_JOB_NOT_DECLARED
 from worker.contract.lifecycle import IN_PROGRESS
 from worker.contract.sweep import SWEPT_STATUSES, Timeouts, is_overdue, is_stale, stale_before
 from worker.store.collections import JOB_TASKS, JOBS
@@ -58,7 +59,9 @@ def stale_tasks(db: Database, now: datetime, timeouts: Timeouts) -> Iterator[dic
 def overdue_jobs(db: Database, now: datetime, timeouts: Timeouts) -> Iterator[dict]:
     """Jobs IN_PROGRESS at ``now`` that the worker stored more than the job timeout ago."""
     query = {"status": IN_PROGRESS, "_created_on": {"$lt": stale_before(now, timeouts.job)}}
-    fields = {"_id": 0, "job_id": 1, "domain_id": 1, "status": 1, "_created_on": 1}
+    fields = {"_id": 0, "job_id": 1, "domain_id": 1, "status": 1, "_created_on": 1, "error_code": 1,
+              "remained_tasks": 1}
     for job in db[JOBS].find(query, fields).batch_size(PAGE):
-        if is_overdue(job["status"], job["_created_on"], now, timeouts):  # the rule decides
+        waits = job.get("error_code") == ERROR_JOB_NOT_DECLARED and job.get("remained_tasks") == 0
+        if is_overdue(job["status"], job["_created_on"], now, timeouts, waits):  # the rule decides
             yield job

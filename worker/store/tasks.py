@@ -45,6 +45,7 @@ class TaskRow:
     version: int
     state: StoredTask
     job_id: str
+    part: int = 0  # its part of its Job's tasks (worker.contract.job_parts), fixed at founding
 
 
 NO_ROW_VERSION = 0  # a task without a document has folded no entry
@@ -53,11 +54,11 @@ NO_ROW_VERSION = 0  # a task without a document has folded no entry
 def row_from(doc: dict) -> TaskRow:
     identity = Identity(doc["domain_id"], doc["_identity"])
     state = StoredTask(identity, summary_from(doc["_state"]), doc["_events"])
-    return TaskRow(doc["job_task_id"], doc["_v"], state, doc["job_id"])
+    return TaskRow(doc["job_task_id"], doc["_v"], state, doc["job_id"], doc.get("_part", 0))
 
 
 ROW_FIELDS = {"_id": 0, "job_task_id": 1, "job_id": 1, "domain_id": 1, "_identity": 1, "_v": 1,
-              "_state": 1, "_events": 1}
+              "_state": 1, "_events": 1, "_part": 1}
 
 
 def read_tasks(db: Database, job_task_ids: set[str]) -> dict[str, TaskRow]:
@@ -107,10 +108,10 @@ def write_tasks(db: Database, updates: list[UpdateOne]) -> None:
         check_bulk_errors(exc, tolerated={DUPLICATE_KEY})
 
 
-def founding_fields(created: Created, fingerprint: str) -> dict:
-    """What a task's first entry fixes for good: its identity fields."""
+def founding_fields(created: Created, fingerprint: str, part: int) -> dict:
+    """What a task's first entry fixes for good: its identity fields, and its part of its Job."""
     fields = {key: value for key, value in identity_fields(created).items() if value is not None}
-    return {**fields, "_identity": fingerprint}
+    return {**fields, "_identity": fingerprint, "_part": part}
 
 
 def advance(before: TaskRow | None, entry: LogEntry) -> TaskRow:
@@ -118,12 +119,12 @@ def advance(before: TaskRow | None, entry: LogEntry) -> TaskRow:
     if before is None:
         founding = entry.founding or {}
         state = StoredTask(Identity(founding["domain_id"], founding["_identity"]), EMPTY, 0)
-        job_id = founding["job_id"]
+        job_id, part = founding["job_id"], founding.get("_part", 0)
     else:
-        state, job_id = before.state, before.job_id
+        state, job_id, part = before.state, before.job_id, before.part
     summary = merge(state.summary, entry.contribution)
     return TaskRow(entry.job_task_id, entry.version,
-                   StoredTask(state.identity, summary, state.events + len(entry.events)), job_id)
+                   StoredTask(state.identity, summary, state.events + len(entry.events)), job_id, part)
 
 
 def catch_up(db: Database, rows: dict[str, TaskRow | None]) -> dict[str, TaskRow]:

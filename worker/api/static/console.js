@@ -111,15 +111,23 @@ function optionsCell(options) {
   return h("span", { class: "options", title: JSON.stringify(options, null, 2) }, text);
 }
 
+// A Job no job.created declared cannot tell how far it is: it counts the tasks known so far.
+const undeclared = (job) => job.status === "IN_PROGRESS" && job.error_code === "ERROR_JOB_NOT_DECLARED";
+
 function progressBar(job) {
   const total = job.total_tasks || 0;
   const finished = Math.max(0, total - (job.remained_tasks || 0));
   const percent = total ? Math.floor((finished * 100) / total) : 0;
-  const text = total ? `${finished} of ${total} · ${percent}%` : "no tasks yet";
+  let text = total ? `${finished} of ${total} · ${percent}%` : "no tasks yet";
+  let spoken = `${finished} of ${total} tasks finished (${percent}%)`;
+  if (undeclared(job)) {
+    text = `${finished} of ${total} known · total not declared`;
+    spoken = `${finished} of the ${total} tasks known so far finished; the job's total was never declared`;
+  }
   return h("div", {
     class: "progress", role: "progressbar", "data-testid": "progress", "data-status": job.status,
-    "aria-valuemin": 0, "aria-valuemax": total, "aria-valuenow": finished,
-    "aria-valuetext": `${finished} of ${total} tasks finished (${percent}%)`,
+    "data-undeclared": undeclared(job) ? "true" : null, title: undeclared(job) ? job.error_message : null,
+    "aria-valuemin": 0, "aria-valuemax": total, "aria-valuenow": finished, "aria-valuetext": spoken,
   }, h("span", { class: "progress-track", "aria-hidden": "true" },
     h("span", { class: "progress-fill", style: { width: `${percent}%` } })),
   h("span", { class: "progress-text" }, text));
@@ -497,7 +505,8 @@ const JOB_COLUMNS = [
   { key: "created_count", label: "Created count", className: "num", render: (job) => count(job.created_count) },
   { key: "created_at", label: "Started (UTC)", render: (job) => timeCell(job.created_at) },
   { key: "finished_at", label: "Finished (UTC)", render: (job) => job.finished_at ? timeCell(job.finished_at)
-    : h("span", { class: "muted" }, job.status === "IN_PROGRESS" ? `running ${duration(job.created_at) || ""}` : "—") },
+    : h("span", { class: "muted" }, undeclared(job) ? "waiting for job.created"
+      : job.status === "IN_PROGRESS" ? `running ${duration(job.created_at) || ""}` : "—") },
   { key: "data_source_id", label: "Data source", render: (job) => mono(job.data_source_id) },
   { key: "actions", label: "Actions", className: "actions", render: (job) => cancelButton(job) || "" },
 ];
