@@ -25,7 +25,7 @@ from worker.contract.sweep import Timeouts
 from worker.ingest.processor import process_batch
 from worker.store import dead_letters, log, tasks
 from worker.store.client import connect
-from worker.store.collections import ensure_indexes
+from worker.store.collections import OlderLayout, ensure_indexes
 from worker.store.sweep import domains, overdue_jobs, stale_tasks
 
 READS = {"find", "count", "distinct", "aggregate"}
@@ -180,3 +180,16 @@ def test_every_query_of_a_batch_and_the_sweep_is_index_backed(recorded):
             "update job_parts"} <= seen, seen
     found = scans(db, recorder.commands)
     assert found == [], "\n".join(found)
+
+
+def test_a_store_of_an_earlier_layout_is_refused_at_start(recorded):
+    _db, _recorder, db = recorded
+    db.jobs.insert_one({"_id": "job-old", "job_id": "job-old", "domain_id": "domain-a", "_v": 3,
+                        "_tasks": {"job-task-1": {"v": 1, "s": "PENDING"}}})
+    with pytest.raises(OlderLayout, match="Jobs of an earlier layout, without parts"):
+        ensure_indexes(db)
+    db.jobs.delete_one({"_id": "job-old"})
+    ensure_indexes(db)
+    db.job_tasks.insert_one({"_id": "job-task-old", "job_task_id": "job-task-old", "domain_id": "domain-a"})
+    with pytest.raises(OlderLayout, match="JobTasks of an earlier layout"):
+        ensure_indexes(db)
