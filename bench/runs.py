@@ -27,11 +27,15 @@ import redis
 from celery import Celery
 
 from bench.processes import Backlog, ProcessGroup, cpu_shares
-from bench.streams import Expected, Message, Plan, split
+from bench.streams import DOMAIN, Expected, Message, Plan, split
 from tests.harness import ROOT, WorkerProcess
 from worker.client import JobTaskEvents
 from worker.contract import lifecycle, outcomes
+from worker.contract.errors import ERROR_NOT_FOUND, CodedError
 from worker.dev.embedded import child_env
+from worker.read.reads import Scope, get_item
+from worker.read.resource import JOB
+from worker.settings import Settings
 from worker.store.client import connect
 from worker.store.collections import DEAD_LETTERS, HISTORY, JOB_TASKS, ensure_indexes
 
@@ -228,11 +232,23 @@ def verify(db, expected: dict[str, Expected], events: int, declared: dict[str, i
 
 
 def wrong_jobs_of(db, expected: dict[str, Expected], declared: dict[str, int]) -> list[str]:
-    """The declared jobs whose document does not say what their tasks say."""
-    wrong = []
+    """The declared jobs whose Job, read as the API reads it (``get``), does not say what their tasks say.
+
+    Read through ``worker.read.reads``, not from the collection: how the store
+    keeps a Job is the worker's business, what a reader gets is the check.
+    """
+    by_job: dict[str, list[Expected]] = {}
+    for end in expected.values():
+        by_job.setdefault(end.job_id, []).append(end)
+    settings, scope, wrong = Settings(), Scope(DOMAIN), []
     for job_id, total in declared.items():
-        mine = [end for end in expected.values() if end.job_id == job_id]
-        job = db.jobs.find_one({"_id": job_id}) or {}
+        mine = by_job.get(job_id, [])
+        try:
+            job = get_item(JOB, db, scope, {"job_id": job_id}, settings)
+        except CodedError as error:
+            if error.kind is not ERROR_NOT_FOUND:
+                raise
+            job = {}
         status = "SUCCESS" if all(end.status == lifecycle.SUCCESS for end in mine) else "FAILURE"
         counts = {state: sum(1 for end in mine if end.status == state) for state in lifecycle.STATUSES}
         if (job.get("total_tasks"), job.get("remained_tasks"), job.get("status"), job.get("task_counts"),
