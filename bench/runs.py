@@ -27,7 +27,7 @@ import redis
 from celery import Celery
 
 from bench.processes import Backlog, ProcessGroup, cpu_shares
-from bench.streams import DOMAIN, Expected, Message, Plan, split
+from bench.streams import DOMAIN, Expected, Message, Plan, message_id, split
 from tests.harness import ROOT, WorkerProcess
 from worker.client import JobTaskEvents
 from worker.contract import lifecycle, outcomes
@@ -71,13 +71,18 @@ def producer_pool(producers: int) -> Pool:
 
 
 def send_stream(app: Celery, queue: str, stream: list[Message], task_name: str | None) -> tuple[float, float]:
-    """Send a stream through a producer's Celery app, pipelined, in order; returns its span."""
+    """Send a stream through a producer's Celery app, pipelined, in order; returns its span.
+
+    Each message's id is made from its event's (``message_id``), so that a
+    copy sent again is a redelivery of the same message, not another one.
+    """
     with app.producer_or_acquire() as producer:
         batch = producer.batch(max_size=PUBLISH_BATCH) if hasattr(producer, "batch") else nullcontext()
         began = time.time()
         with batch:
             for name, kwargs in stream:
-                app.send_task(task_name or name, kwargs=kwargs, queue=queue, producer=producer)
+                app.send_task(task_name or name, kwargs=kwargs, queue=queue, producer=producer,
+                              task_id=message_id(kwargs))
         return began, time.time()
 
 
@@ -102,7 +107,7 @@ def publish(services: Services, queue: str, plan: Plan, task_name: str | None = 
     else:
         with producer_pool(len(streams)) as pool:
             spans = pool.starmap(publish_stream, jobs)
-    return plan.events / max(1e-9, max(end for _, end in spans) - min(began for began, _ in spans))
+    return plan.sent / max(1e-9, max(end for _, end in spans) - min(began for began, _ in spans))
 
 
 # --- workers ----------------------------------------------------------------
