@@ -286,7 +286,8 @@ def table(args, runs: dict[str, tuple[Run, Run]], update_one: float, store_rss: 
         f"{RESEND_LAG:,} messages later (whichever is more) under "
         "the same message id (one worker), or two workers sharing the queue; "
         "update_one: one client, guard on the event id, $inc + $push + $max, 10 per document, only the unique "
-        "job_task_id index; RSS: sum of VmHWM over the worker's main and 2 pool processes; CPU: share of one "
+        "job_task_id index; RSS: sum of VmHWM over the worker's main and 2 pool processes (both workers' of "
+        "a two-worker drain); CPU: share of one "
         f"core while draining; store peak RSS {mib(store_rss)}; scale {args.scale:g}, seed {args.seed}; "
         f"{os.cpu_count()} CPUs; whole run {wall:,.0f} s"
     )
