@@ -1,6 +1,6 @@
 """Benchmark of the event pipeline: ``make bench`` / ``python -m bench``.
 
-Drains four event streams through Redis into a jobtask worker of two pool
+Drains event streams through Redis into a jobtask worker of two pool
 processes on the embedded store and prints one markdown table, a row per
 stream: end-to-end events/s, two baselines measured in the same run, the
 ratios, the target, peak memory, CPU, and a check that every task ended as
@@ -21,6 +21,24 @@ The streams (``bench.streams``; ``--scale`` multiplies their sizes):
   checked against its tasks. Target: >= 0.9 x the rate of the same stream
   without Jobs: the reference row, its task events through a worker started
   with ``JOBTASK_DERIVE_JOBS=false`` (what the worker does without Jobs).
+- one job of 5,000 tasks: 5,000 tasks x 6 events (created, started, 3
+  progressed, a terminal), interleaved, in one Job declared first by a
+  ``job.created`` with total_tasks 5,000. Target: >= 0.8 x the reference
+  row, the very same task events in 500 Jobs of 10, each declared first
+  (total_tasks 10). Every Job of both is checked against its tasks.
+- long drains: 50,000 events of 5,000 tasks, all in progress at once (the
+  interleaved stream, 10 events a task); half the 100,000 events of 10,000
+  tasks of issue 24, to keep ``make bench`` within minutes (``--streams
+  drain-resent drain-two --scale 2`` runs the whole). One row drains it
+  with one worker and 10 % of the messages sent twice (a copy a round or
+  5,000 messages after its original, whichever is more, under the same
+  message id and content: a producer's retry after a lost reply, which the
+  worker must take as a redelivery); the other with two workers (``-c 2``
+  each) sharing the queue. The messages acknowledged are sampled every
+  20 ms from the first fetch; the moments a tenth and nine tenths of them
+  were done are interpolated. Target: the last tenth's time per message
+  <= 1.25 x the first tenth's (in this stream the first tenth is the
+  creates, the last the terminal events, on a store that grew meanwhile).
 
 In the other streams a job has 10 tasks, as a collection run split per
 account and month has (the long tasks share one job).
@@ -38,7 +56,12 @@ How it measures (``bench.runs``; the same for jobtask and the no-op):
   jobtask also until every task is terminal in the store. Redis is polled
   every 20 ms, the store only once the backlog is empty.
 - No-op baseline: ``bench.noop``, a Celery task that does nothing,
-  with the same app settings and concurrency, fed the very same messages.
+  with the same app settings and concurrency, fed the very same messages;
+  for the rows of 30,000 messages and more (one job, the long drains) only
+  their first 10,000 x ``--scale`` (a no-op's rate does not depend on the
+  stream's length, and it drains slower than the worker). A reference row
+  shares the no-op of the row held against it, the two-worker drain the
+  one-worker drain's.
 - ``update_one`` baseline, once per run: one client's sequential guarded
   ``update_one`` (guard on the event id not applied yet; ``$inc``, ``$push``,
   ``$max``), 10 per document, on a collection with only the unique
@@ -46,10 +69,13 @@ How it measures (``bench.runs``; the same for jobtask and the no-op):
 - Correct: every task reads back with the status, created_count and job_id
   sent; in the history (``job_task_history.outcome``) every event is applied
   or ignored exactly once, nothing is left parked, in conflict or rejected
-  (duplicates, i.e. redeliveries, are counted apart); no dead letters. Only
-  public fields are read.
-- Peak RSS: the sum of VmHWM over the worker's main and pool processes,
-  read before it stops (pages shared after fork count in each). CPU: each
+  (duplicates, i.e. redeliveries, are counted apart); no dead letters; each
+  declared Job, read as the API reads it (``worker.read.reads.get_item``),
+  has its total_tasks, no remained_tasks, the status, task_counts and
+  created_count its tasks give. Only public fields are read.
+- Peak RSS: the sum of VmHWM over the worker's main and pool processes
+  (both workers' for the two-worker drain), read before it stops (pages
+  shared after fork count in each). CPU: each
   part's share of one core while draining (worker main, pool, store), with
   the load average to tell whether something else on the machine competed.
 
@@ -115,20 +141,64 @@ class Target:
         return f">= {self.ratio:.1f}x {self.against}"
 
 
-TARGETS = {
+@dataclass(frozen=True)
+class Steady:
+    """A long drain's target: its last tenth's time per message at most ``ratio`` x its first tenth's."""
+
+    ratio: float
+
+    def __str__(self) -> str:
+        return f"last tenth <= {self.ratio:.2f}x first"
+
+
+TARGETS: dict[str, Target | Steady | None] = {
     "friendly": Target("no-op", 1.5),
     "interleaved": Target("update_one", 1.0),
     "long": Target("interleaved", 0.8),
     "no-jobs": None,  # the reference of "jobs"
     "jobs": Target("no-jobs", 0.9),
+    "small-jobs": None,  # the reference of "big-job"
+    "big-job": Target("small-jobs", 0.8),
+    "drain-resent": Steady(1.25),
+    "drain-two": Steady(1.25),
 }
 TASKS_PER_JOB = 10
-# Rows whose worker runs without Jobs (the reference), and its no-op is another row's.
-WITHOUT_JOBS = {"no-jobs": "jobs"}
+BIG_JOB_TASKS = 5_000
+BIG_JOB_EVENTS_PER_TASK = 6  # created, started, 3 progressed, a terminal
+DRAIN_TASKS = 5_000  # half the issue's 10,000, to keep make bench within minutes (--scale 2: all of it)
+RESENT = 0.10  # share of a long drain's messages sent twice
+# A copy comes a round (a message per task) or this many messages after its original, whichever is
+# more: beyond what a worker prefetches (2 pool processes x 10 batches of 200), so that most copies
+# reach the store as redeliveries rather than meet their original in the worker's buffer.
+RESEND_LAG = 5_000
+# Reference rows: each is run whenever the row it is held against is, and shares its no-op.
+REFERENCES = {"no-jobs": "jobs", "small-jobs": "big-job"}
+# Rows whose no-op is another row's (the same task events).
+NOOP_OF = {**REFERENCES, "drain-two": "drain-resent"}
+# Rows of 30,000 messages and more: their no-op drains the first NOOP_SAMPLE x scale messages only.
+NOOP_SAMPLE = 10_000
+SAMPLED_NOOP = {"big-job", "drain-resent", "drain-two"}
+WORKER_ENV = {"no-jobs": {"JOBTASK_DERIVE_JOBS": "false"}}  # what the worker does without Jobs
+WORKERS = {"drain-two": 2}  # workers sharing the queue (1 elsewhere)
+DRAINS = {key for key, target in TARGETS.items() if isinstance(target, Steady)}
 
 
 def make_plan(key: str, scale: float, seed: int) -> Plan:
     """The stream of a row, ``scale`` times its documented size."""
+    if key in ("small-jobs", "big-job"):
+        tasks = max(1, round(BIG_JOB_TASKS * scale))
+        jobs = 1 if key == "big-job" else max(1, tasks // TASKS_PER_JOB)
+        name = (f"{tasks:,} tasks in one declared job" if key == "big-job"
+                else f"the same in {jobs:,} declared jobs of {TASKS_PER_JOB} (reference)")
+        return streams.interleaved(tasks, seed, BIG_JOB_EVENTS_PER_TASK, jobs=jobs, name=name, declare=True)
+    if key in DRAINS:
+        tasks = max(1, round(DRAIN_TASKS * scale))
+        jobs = max(1, tasks // TASKS_PER_JOB)
+        if key == "drain-two":
+            return streams.interleaved(tasks, seed, jobs=jobs, name=f"long drain of {tasks:,} tasks, 2 workers")
+        plan = streams.interleaved(tasks, seed, jobs=jobs,
+                                   name=f"long drain of {tasks:,} tasks, {RESENT:.0%} resent")
+        return streams.resend(plan, RESENT, lag=max(tasks, RESEND_LAG), seed=seed)
     tasks = max(1, round((300 if key == "friendly" else 1_000) * scale))
     jobs = max(1, tasks // TASKS_PER_JOB)
     if key == "friendly":
@@ -157,10 +227,17 @@ def worker_setting(name: str, given) -> str:
     return str(given or os.environ.get(f"JOBTASK_{name.upper()}") or DEFAULTS[name].default)
 
 
-def target_cell(target: Target | None, run: Run, noop: Run, update_one: float,
+def target_cell(target: Target | Steady | None, run: Run, noop: Run, update_one: float,
                 runs: dict[str, tuple[Run, Run]]) -> str:
     if target is None:
         return "reference"
+    if isinstance(target, Steady):
+        if run.windows is None:
+            return f"{target}: n/a (not sampled)"
+        first, last = run.windows
+        ratio = last / first
+        return (f"{target}: {'met' if ratio <= target.ratio else '**NOT met**'} ({ratio:.2f}x: "
+                f"{first * 1e3:.2f} then {last * 1e3:.2f} ms a message)")
     rates = {"no-op": noop.rate, "update_one": update_one,
              **{key: other.rate for key, (other, _) in runs.items()}}
     if not rates.get(target.against):
@@ -202,9 +279,15 @@ def table(args, runs: dict[str, tuple[Run, Run]], update_one: float, store_rss: 
         "unacked and (jobtask) every task terminal in the store; Redis polled every "
         f"{POLL_INTERVAL * 1000:.0f} ms, the store once the backlog is empty; "
         f"both workers `-c 2 -l {args.log_level}`, JOBTASK_BATCH_SIZE={batch}, "
-        f"JOBTASK_BATCH_INTERVAL={interval}; no-op: the same messages to a Celery task that does nothing; "
+        f"JOBTASK_BATCH_INTERVAL={interval}; no-op: the same messages to a Celery task that does nothing "
+        f"(of the {', '.join(sorted(SAMPLED_NOOP))} rows, their first {max(1, round(NOOP_SAMPLE * args.scale)):,}); "
+        f"long drains: messages acknowledged sampled every {POLL_INTERVAL * 1000:.0f} ms, the moments a tenth "
+        f"and nine tenths were done interpolated; {RESENT:.0%} of the messages sent again a round or "
+        f"{RESEND_LAG:,} messages later (whichever is more) under "
+        "the same message id (one worker), or two workers sharing the queue; "
         "update_one: one client, guard on the event id, $inc + $push + $max, 10 per document, only the unique "
-        "job_task_id index; RSS: sum of VmHWM over the worker's main and 2 pool processes; CPU: share of one "
+        "job_task_id index; RSS: sum of VmHWM over the worker's main and 2 pool processes (both workers' of "
+        "a two-worker drain); CPU: share of one "
         f"core while draining; store peak RSS {mib(store_rss)}; scale {args.scale:g}, seed {args.seed}; "
         f"{os.cpu_count()} CPUs; whole run {wall:,.0f} s"
     )
@@ -256,8 +339,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def ordered_streams(chosen: list[str]) -> list[str]:
     """The rows asked for, with the reference a row is held against."""
-    wanted = set(chosen) | {reference for reference, row in WITHOUT_JOBS.items() if row in chosen}
+    wanted = set(chosen) | {reference for reference, row in REFERENCES.items() if row in chosen}
     return [key for key in TARGETS if key in wanted]
+
+
+def noop_plan(key: str, plan: Plan, scale: float) -> Plan:
+    """What the no-op of a row drains: its messages, or the first of them for the longest rows."""
+    if key not in SAMPLED_NOOP:
+        return plan
+    sample = max(1, round(NOOP_SAMPLE * scale))
+    return Plan(plan.name, plan.messages[:sample], plan.expected, plan.jobs)
+
+
+def run_streams(services: Services, args) -> dict[str, tuple[Run, Run]]:
+    """Every row asked for, with its no-op (another row's when ``NOOP_OF`` says so and it is run)."""
+    keys = ordered_streams(args.streams)
+    runs: dict[str, tuple[Run, Run | None]] = {}
+    with producer_pool(args.producers) as services.producer_pool:
+        for key in keys:
+            plan = make_plan(key, args.scale, args.seed)
+            run = run_pipeline(services, plan, args.batch_size, args.batch_interval, WORKERS.get(key, 1),
+                               key in DRAINS, **WORKER_ENV.get(key, {}))
+            shared = NOOP_OF.get(key) in keys
+            runs[key] = (run, None if shared else run_noop(services, noop_plan(key, plan, args.scale),
+                                                           args.batch_size))
+    shared_noops = {key: (run, runs[NOOP_OF[key]][1] if noop is None else noop) for key, (run, noop) in runs.items()}
+    return {key: (run, noop) for key, (run, noop) in shared_noops.items() if noop is not None}
 
 
 def reads_section(store_url: str, args) -> tuple[str, bool]:
@@ -296,20 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(soak_table(soak, args, time.monotonic() - began))
                 return 0 if soak.check.correct else 1
             update_one = measure_update_one(store.url, args.update_ones)
-            runs = {}
-            with producer_pool(args.producers) as services.producer_pool:
-                for key in ordered_streams(args.streams):
-                    plan = make_plan(key, args.scale, args.seed)
-                    if key in WITHOUT_JOBS:
-                        run = run_pipeline(services, plan, args.batch_size, args.batch_interval,
-                                           JOBTASK_DERIVE_JOBS="false")
-                        runs[key] = (run, None)
-                        continue
-                    runs[key] = (run_pipeline(services, plan, args.batch_size, args.batch_interval),
-                                 run_noop(services, plan, args.batch_size))
-                for key, row in WITHOUT_JOBS.items():
-                    if key in runs:  # the same messages, less the job.created
-                        runs[key] = (runs[key][0], runs[row][1] if row in runs else runs[key][0])
+            runs = run_streams(services, args)
             store_rss = store_group.peak_rss_kib()
             streams_text = table(args, runs, update_one, store_rss, time.monotonic() - began)
             if not args.no_reads:

@@ -79,14 +79,18 @@ class ProcessGroup:
 
 def cpu_shares(groups: dict[str, ProcessGroup], before: dict[str, dict[int, float]],
                seconds: float) -> dict[str, float]:
-    """Share of one core each watched part used since ``before``: worker main, its pool, the store."""
-    used = {}
+    """Share of one core each watched part used since ``before``: worker main, its pool, the store.
+
+    Several workers ("worker", "worker-2"...) add up: main is all their main
+    processes, pool all their pool processes.
+    """
+    used = {"main": 0.0, "pool": 0.0}
     for name, group in groups.items():
         after = group.cpu_seconds()
         spent = {pid: after[pid] - before[name].get(pid, 0.0) for pid in after}
-        if name == "worker":
-            used["main"] = spent.pop(group.leader, 0.0) / seconds
-            used["pool"] = sum(spent.values()) / seconds
+        if name.startswith("worker"):
+            used["main"] += spent.pop(group.leader, 0.0) / seconds
+            used["pool"] += sum(spent.values()) / seconds
         else:
             used[name] = sum(spent.values()) / seconds
     return used

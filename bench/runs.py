@@ -27,11 +27,15 @@ import redis
 from celery import Celery
 
 from bench.processes import Backlog, ProcessGroup, cpu_shares
-from bench.streams import Expected, Message, Plan, split
+from bench.streams import DOMAIN, Expected, Message, Plan, message_id, split
 from tests.harness import ROOT, WorkerProcess
 from worker.client import JobTaskEvents
 from worker.contract import lifecycle, outcomes
+from worker.contract.errors import ERROR_NOT_FOUND, CodedError
 from worker.dev.embedded import child_env
+from worker.read.reads import Scope, get_item
+from worker.read.resource import JOB
+from worker.settings import Settings
 from worker.store.client import connect
 from worker.store.collections import DEAD_LETTERS, HISTORY, JOB_TASKS, ensure_indexes
 
@@ -67,13 +71,18 @@ def producer_pool(producers: int) -> Pool:
 
 
 def send_stream(app: Celery, queue: str, stream: list[Message], task_name: str | None) -> tuple[float, float]:
-    """Send a stream through a producer's Celery app, pipelined, in order; returns its span."""
+    """Send a stream through a producer's Celery app, pipelined, in order; returns its span.
+
+    Each message's id is made from its event's (``message_id``), so that a
+    copy sent again is a redelivery of the same message, not another one.
+    """
     with app.producer_or_acquire() as producer:
         batch = producer.batch(max_size=PUBLISH_BATCH) if hasattr(producer, "batch") else nullcontext()
         began = time.time()
         with batch:
             for name, kwargs in stream:
-                app.send_task(task_name or name, kwargs=kwargs, queue=queue, producer=producer)
+                app.send_task(task_name or name, kwargs=kwargs, queue=queue, producer=producer,
+                              task_id=message_id(kwargs))
         return began, time.time()
 
 
@@ -98,14 +107,16 @@ def publish(services: Services, queue: str, plan: Plan, task_name: str | None = 
     else:
         with producer_pool(len(streams)) as pool:
             spans = pool.starmap(publish_stream, jobs)
-    return plan.events / max(1e-9, max(end for _, end in spans) - min(began for began, _ in spans))
+    return plan.sent / max(1e-9, max(end for _, end in spans) - min(began for began, _ in spans))
 
 
 # --- workers ----------------------------------------------------------------
 
 
-def start_worker(app: str, queue: str, workdir: Path, env: dict[str, str], log_level: str) -> WorkerProcess:
-    name = f"{app.rsplit('.', 1)[-1]}-{queue}"
+def start_worker(app: str, queue: str, workdir: Path, env: dict[str, str], log_level: str,
+                 number: int = 1) -> WorkerProcess:
+    """Worker ``number`` of ``queue`` (a second one shares the queue under another name and log)."""
+    name = f"{app.rsplit('.', 1)[-1]}-{queue}" + (f"-{number}" if number > 1 else "")
     log_path = workdir / f"{name}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -136,18 +147,26 @@ class Drain:
     cpu: dict[str, float]  # part (main, pool, store) -> share of one core used while draining
 
 
-def watched_groups(services: Services, worker: WorkerProcess) -> dict[str, ProcessGroup]:
-    return {"worker": ProcessGroup(worker.process.pid), **({"store": services.store} if services.store else {})}
+def watched_groups(services: Services, *workers: WorkerProcess) -> dict[str, ProcessGroup]:
+    """Each worker's process group ("worker", "worker-2"...) and the store's."""
+    groups = {"worker" + (f"-{number}" if number > 1 else ""): ProcessGroup(worker.process.pid)
+              for number, worker in enumerate(workers, 1)}
+    return {**groups, **({"store": services.store} if services.store else {})}
 
 
-def time_drain(backlog: Backlog, total: int, worker: WorkerProcess, applied, timeout: float,
-               watched: dict[str, ProcessGroup]) -> Drain:
-    """From the worker's first fetch until the backlog is gone and ``applied()``."""
+def time_drain(backlog: Backlog, total: int, workers: list[WorkerProcess], applied, timeout: float,
+               watched: dict[str, ProcessGroup], samples: list[tuple[float, int]] | None = None) -> Drain:
+    """From the workers' first fetch until the backlog is gone and ``applied()``.
+
+    ``samples``, if given, gets (seconds since the first fetch, messages
+    acknowledged) at every poll, the last one at the end of the drain.
+    """
     deadline = time.monotonic() + timeout
     first_fetch, load, cpu = None, 0.0, {}
     while time.monotonic() < deadline:
-        if worker.process.poll() is not None:
-            raise RuntimeError(f"worker {worker.name} exited:\n{worker.log()[-4000:]}")
+        for worker in workers:
+            if worker.process.poll() is not None:
+                raise RuntimeError(f"worker {worker.name} exited:\n{worker.log()[-4000:]}")
         now = time.monotonic()
         waiting, fetched = backlog.read()
         if first_fetch is None and waiting < total:
@@ -155,25 +174,39 @@ def time_drain(backlog: Backlog, total: int, worker: WorkerProcess, applied, tim
             cpu = {name: group.cpu_seconds() for name, group in watched.items()}
         if first_fetch is not None and waiting == 0 and fetched == 0 and applied():
             seconds = now - first_fetch
+            if samples is not None:
+                samples.append((seconds, total))
             return Drain(seconds, (load, os.getloadavg()[0]), cpu_shares(watched, cpu, seconds))
+        if first_fetch is not None and samples is not None:
+            samples.append((now - first_fetch, total - waiting - fetched))
         time.sleep(POLL_INTERVAL)
-    raise TimeoutError(f"{sum(backlog.read())} messages left after {timeout}s:\n{worker.log()[-4000:]}")
+    logs = "\n".join(worker.log()[-4000:] for worker in workers)
+    raise TimeoutError(f"{sum(backlog.read())} messages left after {timeout}s:\n{logs}")
 
 
 def drain_worker(services: Services, app: str, queue: str, env: dict[str, str], total: int,
-                 applied) -> tuple[Drain, tuple[int, int]]:
-    """Start a worker on a filled queue, time it until ``applied()``, stop it."""
-    worker = start_worker(app, queue, services.workdir, env, services.log_level)
+                 applied, workers: int = 1,
+                 samples: list[tuple[float, int]] | None = None) -> tuple[Drain, tuple[int, int]]:
+    """Start ``workers`` workers on a filled queue, time them until ``applied()``, stop them.
+
+    Returns the drain and the peak RSS summed over every worker's processes.
+    """
+    started: list[WorkerProcess] = []
     try:
-        watched = watched_groups(services, worker)
+        for number in range(1, workers + 1):
+            started.append(start_worker(app, queue, services.workdir, env, services.log_level, number))
+        watched = watched_groups(services, *started)
         client = redis.Redis.from_url(services.broker_url)
         try:
-            drain = time_drain(Backlog(client, queue), total, worker, applied, services.timeout, watched)
+            drain = time_drain(Backlog(client, queue), total, started, applied, services.timeout, watched,
+                               samples)
         finally:
             client.close()
-        return drain, watched["worker"].peak_rss_kib()
+        peaks = [group.peak_rss_kib() for name, group in watched.items() if name.startswith("worker")]
+        return drain, (sum(kib for kib, _ in peaks), sum(count for _, count in peaks))
     finally:
-        worker.stop()
+        for worker in started:
+            worker.stop()
 
 
 # --- checking -----------------------------------------------------------------
@@ -228,11 +261,23 @@ def verify(db, expected: dict[str, Expected], events: int, declared: dict[str, i
 
 
 def wrong_jobs_of(db, expected: dict[str, Expected], declared: dict[str, int]) -> list[str]:
-    """The declared jobs whose document does not say what their tasks say."""
-    wrong = []
+    """The declared jobs whose Job, read as the API reads it (``get``), does not say what their tasks say.
+
+    Read through ``worker.read.reads``, not from the collection: how the store
+    keeps a Job is the worker's business, what a reader gets is the check.
+    """
+    by_job: dict[str, list[Expected]] = {}
+    for end in expected.values():
+        by_job.setdefault(end.job_id, []).append(end)
+    settings, scope, wrong = Settings(), Scope(DOMAIN), []
     for job_id, total in declared.items():
-        mine = [end for end in expected.values() if end.job_id == job_id]
-        job = db.jobs.find_one({"_id": job_id}) or {}
+        mine = by_job.get(job_id, [])
+        try:
+            job = get_item(JOB, db, scope, {"job_id": job_id}, settings)
+        except CodedError as error:
+            if error.kind is not ERROR_NOT_FOUND:
+                raise
+            job = {}
         status = "SUCCESS" if all(end.status == lifecycle.SUCCESS for end in mine) else "FAILURE"
         counts = {state: sum(1 for end in mine if end.status == state) for state in lifecycle.STATUSES}
         if (job.get("total_tasks"), job.get("remained_tasks"), job.get("status"), job.get("task_counts"),
@@ -253,6 +298,7 @@ class Run:
     publish_rate: float
     rss: tuple[int, int]  # peak KiB summed over the worker's processes, their number
     check: Check | None = None  # the no-op baseline is not checked
+    windows: tuple[float, float] | None = None  # seconds per message, first and last tenth (a long drain)
 
     @property
     def rate(self) -> float:
@@ -265,26 +311,54 @@ def scratch_db(services: Services, prefix: str):
                                            app="jobtask-bench")
 
 
+def tenths(samples: list[tuple[float, int]], total: int) -> tuple[float, float]:
+    """Seconds per message of the first tenth of ``total`` and of the last, from (seconds, done) samples.
+
+    The moments at which a tenth and nine tenths were done are interpolated
+    between the two samples around them; the drain begins at 0 (the first
+    fetch) and ends at the last sample.
+    """
+    def moment(done: float) -> float:
+        before = (0.0, 0)
+        for sample in samples:
+            if sample[1] >= done:
+                (t0, d0), (t1, d1) = before, sample
+                return t1 if d1 == d0 else t0 + (done - d0) / (d1 - d0) * (t1 - t0)
+            before = sample
+        return samples[-1][0]
+
+    tenth = total / 10
+    return moment(tenth) / tenth, (samples[-1][0] - moment(total - tenth)) / tenth
+
+
 def run_pipeline(services: Services, plan: Plan, batch_size: int | None,
-                 batch_interval: float | None = None, **extra_env: str) -> Run:
-    """The jobtask worker on a pre-filled queue, timed until every task is terminal."""
+                 batch_interval: float | None = None, workers: int = 1, sampled: bool = False,
+                 **extra_env: str) -> Run:
+    """The jobtask worker(s) on a pre-filled queue, timed until every task is terminal.
+
+    ``sampled`` also gives the run its tenths (``tenths``): how fast the
+    first and the last tenth of the messages went.
+    """
     queue, db = scratch_db(services, "events")
     label = f"{plan.name}: pipeline"
     try:
         ensure_indexes(db)
-        progress(f"{label}: publishing {plan.events:,} events of {plan.tasks:,} tasks")
+        progress(f"{label}: publishing {plan.sent:,} messages ({plan.events:,} events) of {plan.tasks:,} tasks")
         publish_rate = publish(services, queue, plan)
 
         def all_terminal() -> bool:
             return db[JOB_TASKS].count_documents({"status": {"$in": TERMINAL}}) >= plan.tasks
 
-        progress(f"{label}: draining")
+        progress(f"{label}: draining ({workers} worker{'s' if workers > 1 else ''})")
         env = {**worker_env(services, queue, db.name, batch_size, batch_interval), **extra_env}
-        drain, rss = drain_worker(services, "worker", queue, env, plan.events, all_terminal)
+        samples: list[tuple[float, int]] | None = [] if sampled else None
+        drain, rss = drain_worker(services, "worker", queue, env, plan.sent, all_terminal, workers, samples)
+        windows = tenths(samples, plan.sent) if samples else None
         check = verify(db, plan.expected, plan.events, plan.declared_jobs())
-        progress(f"{label}: {plan.events / drain.seconds:,.0f} events/s in {drain.seconds:,.1f} s; "
-                 f"{'correct' if check.correct else 'WRONG'}: {check.summary}")
-        return Run(plan.name, plan.events, plan.tasks, drain, publish_rate, rss, check)
+        progress(f"{label}: {plan.sent / drain.seconds:,.0f} messages/s in {drain.seconds:,.1f} s"
+                 + (f"; tenths {windows[0] * 1e3:.2f} / {windows[1] * 1e3:.2f} ms a message" if windows else "")
+                 + f"; {'correct' if check.correct else 'WRONG'}: {check.summary}")
+        return Run(plan.name, plan.sent, plan.tasks, drain, publish_rate, rss, check, windows)
     finally:
         db.client.drop_database(db.name)
         db.client.close()
@@ -302,13 +376,13 @@ def run_noop(services: Services, plan: Plan, batch_size: int | None) -> Run:
         return backlog.read() == (0, 0)
 
     try:
-        progress(f"{label}: publishing {plan.events:,} messages")
+        progress(f"{label}: publishing {plan.sent:,} messages")
         publish_rate = publish(services, queue, plan, task_name=NOOP_TASK)
         progress(f"{label}: draining")
         env = worker_env(services, queue, db.name, batch_size, None)
-        drain, rss = drain_worker(services, "bench.noop", queue, env, plan.events, settled)
-        progress(f"{label}: {plan.events / drain.seconds:,.0f} tasks/s")
-        return Run(plan.name, plan.events, plan.tasks, drain, publish_rate, rss)
+        drain, rss = drain_worker(services, "bench.noop", queue, env, plan.sent, settled)
+        progress(f"{label}: {plan.sent / drain.seconds:,.0f} tasks/s")
+        return Run(plan.name, plan.sent, plan.tasks, drain, publish_rate, rss)
     finally:
         client.close()
         db.client.drop_database(db.name)

@@ -11,6 +11,9 @@ failed, 10 % canceled); ``Expected`` is what the store must then hold.
   then the started of all, then rounds of one progressed per task, then the
   terminal events. ``interleaved`` over two tasks of thousands of events is
   the long-task stream (tasks that heartbeat for hours).
+- ``resend``: a stream in which a share of the messages is sent once more,
+  some messages later, under the same message id: a producer's retry after a
+  lost reply, which the worker must take as a redelivery.
 - ``soak_chunk``: one interleaved block of a long, bounded-window stream, made
   from the seed and its number alone, so producers and the checker can each
   make the same block without passing millions of events around.
@@ -54,9 +57,16 @@ class Plan:
     messages: list[Message]
     expected: dict[str, Expected]  # job_task_id -> its end state
     jobs: int
+    resent: int = 0  # messages that are a copy of an earlier one (``resend``)
 
     @property
     def events(self) -> int:
+        """Distinct events: the messages less the copies sent again."""
+        return len(self.messages) - self.resent
+
+    @property
+    def sent(self) -> int:
+        """Messages queued: the events and the copies."""
         return len(self.messages)
 
     @property
@@ -151,6 +161,30 @@ def interleaved(tasks: int, seed: int, events_per_task: int = INTERLEAVED_EVENTS
     if declare:
         ordered = job_declarations(expected) + ordered
     return Plan(name, _stamp(rng, ordered, _start()), expected, jobs or tasks)
+
+
+def resend(plan: Plan, share: float, lag: int, seed: int) -> Plan:
+    """The plan with ``share`` of its messages sent again, each ``lag`` messages after its original.
+
+    A copy is the very same message: the same kwargs, so the same event_id,
+    and (``message_id``) the same message id, as a producer's retry after a
+    lost reply sends it. Copies of the last messages come at the end.
+    """
+    rng = random.Random(f"{seed}/resend")
+    chosen = sorted(rng.sample(range(plan.events), round(plan.events * share)))
+    later: dict[int, list[Message]] = {}
+    for position in chosen:
+        later.setdefault(min(position + lag, plan.events - 1), []).append(plan.messages[position])
+    messages = []
+    for position, message in enumerate(plan.messages):
+        messages.append(message)
+        messages.extend(later.get(position, ()))
+    return Plan(plan.name, messages, plan.expected, plan.jobs, plan.resent + len(chosen))
+
+
+def message_id(kwargs: dict) -> str:
+    """A message's id, made from its event's id: a copy sent again has the same one."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"jobtask-bench:{kwargs['event_id']}"))
 
 
 def job_declarations(expected: dict[str, Expected]) -> list[Message]:

@@ -16,7 +16,7 @@ import pytest
 from bench import main as bench
 from bench import reads as bench_reads
 from bench import streams as bench_streams
-from bench.runs import Services, measure_update_one, run_noop, run_pipeline, verify
+from bench.runs import Services, measure_update_one, run_noop, run_pipeline, tenths, verify
 from bench.soak import quarter_peaks, run_soak, soak_table
 from bench.streams import Expected
 from worker.contract import lifecycle, outcomes
@@ -86,7 +86,7 @@ def test_jobs_spread_the_same_stream_over_that_many_job_ids():
 
 
 def test_default_sizes_are_the_documented_streams():
-    sizes = {key: bench.make_plan(key, 1.0, seed=1) for key in bench.TARGETS}
+    sizes = {key: bench.make_plan(key, 1.0, seed=1) for key in bench.TARGETS if key != "drain-two"}
     assert (sizes["friendly"].tasks, sizes["friendly"].events) == (300, 3_300)
     assert (sizes["interleaved"].tasks, sizes["interleaved"].events) == (1_000, 10_000)
     assert (sizes["long"].tasks, sizes["long"].events) == (2, 10_000)
@@ -98,6 +98,18 @@ def test_default_sizes_are_the_documented_streams():
         "the same task events after the 20 job.created"
     assert {expected.job_id for expected in sizes["interleaved"].expected.values()} == \
         {f"job-bench-{n}" for n in range(100)}, "ten tasks a job"
+    small, big = sizes["small-jobs"], sizes["big-job"]
+    assert (small.tasks, small.events, big.tasks, big.events) == (5_000, 30_500, 5_000, 30_001)
+    assert set(small.declared_jobs().values()) == {10} and len(small.declared_jobs()) == 500
+    assert big.declared_jobs() == {"job-bench-0": 5_000}
+    def task_events(plan, declarations):
+        return [(name, kwargs["job_task_id"], kwargs.get("created_count_delta"))
+                for name, kwargs in plan.messages[declarations:]]
+
+    assert task_events(small, 500) == task_events(big, 1), "the same task events after the declarations"
+    assert_lifecycles(bench_streams.Plan(big.name, big.messages[1:], big.expected, 1), 6)
+    resent = sizes["drain-resent"]
+    assert (resent.tasks, resent.events, resent.sent) == (5_000, 50_000, 55_000)
 
 
 def test_split_keeps_each_task_on_one_producer_in_order():
@@ -124,6 +136,27 @@ def test_soak_blocks_are_reproducible_and_follow_each_other():
     second = bench_streams.soak_chunk(1, 1, 5, start)
     assert second.messages[0][1]["occurred_at"] > first.messages[-1][1]["occurred_at"]
     assert not set(first.expected) & set(second.expected)
+
+
+def test_resend_sends_a_share_again_later_under_the_same_message_id():
+    plan = bench_streams.interleaved(20, seed=9)
+    resent = bench_streams.resend(plan, share=0.1, lag=30, seed=9)
+    assert (resent.events, resent.sent, resent.resent) == (200, 220, 20)
+    positions: dict[str, list[int]] = defaultdict(list)
+    for position, (_, kwargs) in enumerate(resent.messages):
+        positions[bench_streams.message_id(kwargs)].append(position)
+    copies = [found for found in positions.values() if len(found) > 1]
+    assert len(positions) == 200 and len(copies) == 20 and all(len(found) == 2 for found in copies)
+    assert all(second - first > 30 or second > 200 for first, second in copies), "a copy comes lag later"
+    first_copies = [resent.messages[found[0]] for found in positions.values()]
+    assert first_copies == plan.messages, "the originals in their order"
+
+
+def test_tenths_interpolate_the_moments_a_tenth_and_nine_tenths_were_done():
+    samples = [(0.0, 0), (1.0, 5), (2.0, 15), (9.0, 85), (10.0, 95), (12.0, 100)]
+    first, last = tenths(samples, 100)
+    assert first == pytest.approx(1.5 / 10), "10 done at 1.5 s"
+    assert last == pytest.approx((12.0 - 9.5) / 10), "90 done at 9.5 s, the last at 12 s"
 
 
 def test_rss_quarters_are_the_highest_samples_of_the_first_and_last_quarter():
@@ -154,6 +187,22 @@ def test_each_stream_through_the_worker_is_correct(services, key):
     assert run.check.outcomes.get(outcomes.APPLIED) == plan.events
     assert run.rate > 0 and run.rss[0] > 0 and run.rss[1] == 3  # main process and 2 pool processes
     assert set(run.drain.cpu) == {"main", "pool"}
+
+
+def test_one_declared_job_resent_to_two_workers_is_correct_and_sampled(services):
+    """The new rows' paths in one cheap drain: one declared Job, copies resent, two workers, tenths."""
+    plan = bench_streams.interleaved(40, seed=8, events_per_task=6, jobs=1, name="one job of 40", declare=True)
+    # Batches of 20: a worker prefetches 400 messages; copies 150 later meet their original or the store.
+    resent = bench_streams.resend(plan, share=0.1, lag=150, seed=8)
+    run = run_pipeline(services, resent, batch_size=20, workers=2, sampled=True)
+
+    assert run.check.correct, run.check.summary
+    assert "1/1 jobs match their tasks" in run.check.summary
+    assert run.events == 265 and run.check.outcomes.get(outcomes.APPLIED) == 241
+    assert run.rss[1] == 6, "two workers of a main process and 2 pool processes"
+    assert run.windows is not None and min(run.windows) > 0
+    cell = bench.target_cell(bench.TARGETS["drain-two"], run, run, 1.0, {})
+    assert cell.startswith("last tenth <= 1.25x first: ") and "ms a message" in cell
 
 
 def test_baselines_and_table(services, store_url):
