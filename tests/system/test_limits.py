@@ -29,7 +29,7 @@ def test_the_largest_log_entry_stays_far_below_the_document_limit():
         batch_id="b" * 32,
         events=tuple(LoggedEvent(f"{n:0128d}", "f" * 32, "sha256:" + "m" * 64) for n in range(batch_size)),
         contribution=Summary(now, now, 10**12, now, Terminal(now, "e" * 128, "FAILURE", "E" * 128, "x" * 4096, 0)),
-        founding=founding_fields(created, "i" * 32),
+        founding=founding_fields(created, "i" * 32, part=10**9),
     )
     size = len(bson.encode(entry.doc()))
     assert size <= MAX_ENTRY_BYTES <= MONGODB_DOCUMENT_LIMIT // 2
