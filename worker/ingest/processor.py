@@ -297,13 +297,15 @@ class Batch:
                 self.behind.add(item.job_task_id)  # logged by a writer that did not fold it
             hits.append((item, logged))
         # A message whose own event is logged came before: its earlier delivery
-        # was lost after the commit (then this one is its record) or was recorded.
-        again_ids = {(item.job_task_id, item.delivery.message_id) for item, logged in hits
-                     if logged.message_id == item.delivery.message_id}
-        recorded = history.recorded_messages(self.db, again_ids, self.batch_id)
+        # was lost after the commit (then this one is its record), was recorded,
+        # or is parked and resolved by whoever woke it.
+        deliveries = {(item.job_task_id, item.delivery.message_id, item.parked_id) for item, logged in hits
+                      if logged.message_id == item.delivery.message_id}
+        recorded = history.recorded_messages(self.db, deliveries, self.batch_id)
         for item, logged in hits:
             outcome = duplicate_outcome(item.fingerprint, item.delivery.message_id, logged.fingerprint,
-                                        logged.message_id, (item.job_task_id, item.delivery.message_id) in recorded)
+                                        logged.message_id,
+                                        (item.job_task_id, item.delivery.message_id, item.parked_id) in recorded)
             self.record(item, item.delivery, outcome)
             if outcome.kind == APPLIED:
                 self.changed.add(item.job_task_id)

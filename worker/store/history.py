@@ -12,6 +12,7 @@ retried batch rewrites its records rather than adding to them.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -102,22 +103,31 @@ def whose(event: Event) -> dict:
     return {**owner, "domain_id": event.domain_id}
 
 
-def recorded_messages(db: Database, messages: set[tuple[str, str]], batch_id: str) -> set[tuple[str, str]]:
-    """Which (owner, message) an earlier delivery recorded as accepted (not this batch's records).
+def recorded_messages(db: Database, deliveries: set[tuple[str, str, str | None]],
+                      batch_id: str) -> set[tuple[str, str, str | None]]:
+    """Which deliveries (owner, message, own parked record) are not their message's record.
 
-    Looked up by message id (its own index): the records of these messages
-    only, whatever the history holds.
+    A message's record is an accepted record of an earlier batch or, while
+    none exists, its first parked record: whoever wakes that one resolves it.
+    A copy of a parked message met meanwhile is therefore a duplicate of it,
+    and of two parked copies only the first is told applied. Looked up by
+    message id (its own index): these messages' records only.
     """
-    if not messages:
+    if not deliveries:
         return set()
-    query = {"message_id": {"$in": sorted({message_id for _, message_id in messages})}}
-    found = set()
+    query = {"message_id": {"$in": sorted({message_id for _, message_id, _ in deliveries})}}
+    accepted, parked = set(), defaultdict(list)
     for record in db[HISTORY].find(query, {"message_id": 1, "batch_id": 1, "outcome": 1}):
-        owner = record["_id"].split("/", 1)[0]
-        if (record.get("outcome") in ACCEPTED_OUTCOMES and record.get("batch_id") != batch_id
-                and (owner, record["message_id"]) in messages):
-            found.add((owner, record["message_id"]))
-    return found
+        key = (record["_id"].split("/", 1)[0], record["message_id"])
+        if record.get("outcome") in ACCEPTED_OUTCOMES and record.get("batch_id") != batch_id:
+            accepted.add(key)
+        elif record.get("outcome") == PARKED:
+            parked[key].append(record["_id"])
+    return {
+        (owner, message_id, own) for owner, message_id, own in deliveries
+        if (owner, message_id) in accepted
+        or any(own is None or other < own for other in parked[(owner, message_id)])
+    }
 
 
 def task_records(db: Database, job_task_id: str) -> list[dict[str, Any]]:
