@@ -72,17 +72,13 @@ def stat_items(
 
 def _aggregate(db: Database[dict[str, Any]], collection: str, plan: StatPlan, settings: Settings) -> dict[str, Any]:
     pipeline = [{"$match": plan.match}, *plan.stages]
-    response: dict[str, Any] = {}
     if plan.with_total:
-        # Counted apart from the page (as SpaceONE does) rather than in one
-        # $facet, whose single output document is bounded at 16 MB.
-        counted = reads.aggregate(db, collection, [*pipeline, {"$count": "n"}], settings.query_time_limit_ms)
-        response["total_count"] = counted[0]["n"] if counted else 0
-        if plan.skip:
-            pipeline.append({"$skip": plan.skip})
-    pipeline.append({"$limit": plan.limit})
-    rows = reads.aggregate(db, collection, pipeline, settings.query_time_limit_ms)
-    return {"results": [stat_row(row) for row in rows], **response}
+        # total_count counts the rows, as SpaceONE does: one run gives both.
+        rows, total = reads.aggregate_window(db, collection, pipeline, plan.skip, plan.limit,
+                                             settings.query_time_limit_ms)
+        return {"results": [stat_row(row) for row in rows], "total_count": total}
+    rows = reads.aggregate(db, collection, [*pipeline, {"$limit": plan.limit}], settings.query_time_limit_ms)
+    return {"results": [stat_row(row) for row in rows]}
 
 
 def _distinct(db: Database[dict[str, Any]], collection: str, key: str, plan: StatPlan,

@@ -65,6 +65,24 @@ def aggregate(db: Database[Document], collection: str, pipeline: list[Document],
         return list(db[collection].aggregate(pipeline, maxTimeMS=limit_ms))
 
 
+def aggregate_window(db: Database[Document], collection: str, pipeline: list[Document], skip: int, limit: int,
+                     limit_ms: int) -> tuple[list[Document], int]:
+    """The rows ``skip`` to ``skip + limit`` of one run of ``pipeline``, and how many rows it gave.
+
+    One run rather than one for the page and one for a ``$count``: the
+    grouping, which costs as much as the documents it reads, is done once;
+    rows outside the window are counted as they stream by, never kept.
+    """
+    window: list[Document] = []
+    total = 0
+    with store_errors(limit_ms):
+        for row in db[collection].aggregate(pipeline, maxTimeMS=limit_ms):
+            if skip <= total < skip + limit:
+                window.append(row)
+            total += 1
+    return window, total
+
+
 def distinct(db: Database[Document], collection: str, key: str, query: Document, limit_ms: int) -> list[Any]:
     with store_errors(limit_ms):
         return db[collection].distinct(key, query, maxTimeMS=limit_ms)
