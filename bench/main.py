@@ -165,6 +165,8 @@ TARGETS: dict[str, Target | Steady | None] = {
 TASKS_PER_JOB = 10
 BIG_JOB_TASKS = 5_000
 BIG_JOB_EVENTS_PER_TASK = 6  # created, started, 3 progressed, a terminal
+# The reads table's domain: issue 24's 100,000 tasks, most of them copies of the seeded ones.
+READ_DOMAIN_TASKS = 100_000
 DRAIN_TASKS = 5_000  # half the issue's 10,000, to keep make bench within minutes (--scale 2: all of it)
 RESENT = 0.10  # share of a long drain's messages sent twice
 # A copy comes a round (a message per task) or this many messages after its original, whichever is
@@ -370,13 +372,16 @@ def run_streams(services: Services, args) -> dict[str, tuple[Run, Run]]:
 def reads_section(store_url: str, args) -> tuple[str, bool]:
     """The reads table on a fresh database of ``store_url``, and whether every answer was right."""
     tasks, jobs = max(10, round(20_000 * args.scale)), max(1, round(2_000 * args.scale))
+    domain_tasks = round(READ_DOMAIN_TASKS * args.scale)
     db = connect(store_url, "bench_reads", timeout_ms=30_000, app="jobtask-bench")
     try:
         db.client.drop_database(db.name)
         ensure_indexes(db)
         rows = run_reads(db, tasks, jobs, args.read_repeat, args.seed,
-                         progress=lambda text: print(f"reads: {text}", file=sys.stderr, flush=True))
-        return reads_table(rows, tasks, jobs, args.read_repeat), all(row.same_answer for row in rows)
+                         progress=lambda text: print(f"reads: {text}", file=sys.stderr, flush=True),
+                         domain_tasks=domain_tasks)
+        return (reads_table(rows, tasks, jobs, args.read_repeat, domain_tasks),
+                all(row.same_answer for row in rows))
     finally:
         db.client.drop_database(db.name)
         db.client.close()

@@ -331,6 +331,14 @@ def tenths(samples: list[tuple[float, int]], total: int) -> tuple[float, float]:
     return moment(tenth) / tenth, (samples[-1][0] - moment(total - tenth)) / tenth
 
 
+def every_tenth(samples: list[tuple[float, int]], total: int) -> list[float]:
+    """Seconds per message of each tenth of ``total`` in turn, for the progress line."""
+    tenth = total / 10
+    moments = [0.0, *(next((t for t, done in samples if done >= number * tenth), samples[-1][0])
+                      for number in range(1, 10)), samples[-1][0]]
+    return [(later - earlier) / tenth for earlier, later in zip(moments, moments[1:], strict=False)]
+
+
 def run_pipeline(services: Services, plan: Plan, batch_size: int | None,
                  batch_interval: float | None = None, workers: int = 1, sampled: bool = False,
                  **extra_env: str) -> Run:
@@ -356,7 +364,9 @@ def run_pipeline(services: Services, plan: Plan, batch_size: int | None,
         windows = tenths(samples, plan.sent) if samples else None
         check = verify(db, plan.expected, plan.events, plan.declared_jobs())
         progress(f"{label}: {plan.sent / drain.seconds:,.0f} messages/s in {drain.seconds:,.1f} s"
-                 + (f"; tenths {windows[0] * 1e3:.2f} / {windows[1] * 1e3:.2f} ms a message" if windows else "")
+                 + (f"; tenths {windows[0] * 1e3:.2f} / {windows[1] * 1e3:.2f} ms a message (each in turn: "
+                    + " ".join(f"{seconds * 1e3:.2f}" for seconds in every_tenth(samples, plan.sent)) + ")"
+                    if windows and samples else "")
                  + f"; {'correct' if check.correct else 'WRONG'}: {check.summary}")
         return Run(plan.name, plan.sent, plan.tasks, drain, publish_rate, rss, check, windows)
     finally:
