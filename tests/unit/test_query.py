@@ -193,7 +193,8 @@ def test_parameters_filter_like_eq_and_domain_id_in_body_is_ignored():
     plan = plan_list(
         JOB_TASK, {"status": "FAILURE", "job_id": "j", "domain_id": "other", "query": {}}, DOMAIN, 100, NOW
     )
-    assert plan.filter == {"domain_id": "domain-1", "status": {"$eq": "FAILURE"}, "job_id": {"$eq": "j"}}
+    # A scalar's equality at the top level is bare: the same match, and the form the embedded store plans.
+    assert plan.filter == {"domain_id": "domain-1", "status": "FAILURE", "job_id": "j"}
 
 
 def test_user_clauses_never_replace_the_scope():
@@ -218,8 +219,8 @@ def test_filter_and_filter_or_and_keyword_combine():
     )
     assert plan.filter == {
         "domain_id": "domain-1",
-        "status": {"$eq": "A"},
-        "job_id": {"$eq": "j"},
+        "status": "A",
+        "job_id": "j",
         "job_task_id": {"$regex": r"a\.b", "$options": "i"},
         "$and": [{"status": {"$ne": "B"}}],
     }
@@ -316,8 +317,9 @@ def test_deep_nesting_is_refused_before_anything_recurses():
 def test_get_plan():
     job_task_id, query = plan_get(JOB_TASK, {"job_task_id": "t", "workspace_id": "ws-1"}, WORKSPACES)
     assert job_task_id == "t"
-    assert query["domain_id"] == "domain-1" and query["job_task_id"] == {"$eq": "t"}
-    assert query["workspace_id"] == {"$eq": "ws-1"} and "$or" in query
+    # Found by key; the token's workspaces are checked on the document found (worker.read.reads).
+    assert list(query) == ["_id", "domain_id", "job_task_id", "workspace_id"]
+    assert query["_id"] == "t" and query["domain_id"] == "domain-1" and query["workspace_id"] == "ws-1"
     assert code_of(lambda: plan_get(JOB_TASK, {}, DOMAIN)) == "ERROR_REQUIRED_PARAMETER"
     assert code_of(lambda: plan_get(JOB_TASK, {"job_task_id": 1}, DOMAIN)) == "ERROR_INVALID_PARAMETER_TYPE"
     assert (code_of(lambda: plan_get(JOB_TASK, {"job_task_id": "t", "query": {}}, DOMAIN))

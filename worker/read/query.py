@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from worker.contract.errors import (
@@ -72,11 +72,32 @@ def user_clauses(resource: Resource, query: Any, resolve: KeyResolver, now: date
     if len(either) == 1:
         clauses.append(either[0])
     elif either:
-        clauses.append({"$or": either})
+        clauses.append(_one_of(either))
     keyword = (query.keyword or "").strip()
     if keyword:
         clauses.append({resource.id_field: {"$regex": re.escape(keyword), "$options": "i"}})
+    # The resource id is the document's _id: asked of both, found by key.
+    clauses += [{"_id": clause[resource.id_field]} for clause in clauses
+                if _equal_text(clause.get(resource.id_field))]
     return clauses
+
+
+def _one_of(either: list[dict[str, Any]]) -> dict[str, Any]:
+    """ORed clauses; equalities of one key as that key's ``$in`` (the same match, planned on an index)."""
+    keys = {key for clause in either for key in clause}
+    if len(keys) == 1 and all(_equal_scalar(condition) for clause in either for condition in clause.values()):
+        (key,) = keys
+        return {key: {"$in": list(dict.fromkeys(clause[key]["$eq"] for clause in either))}}
+    return {"$or": either}
+
+
+def _equal_scalar(condition: Any) -> bool:
+    return (isinstance(condition, dict) and set(condition) == {"$eq"}
+            and isinstance(condition["$eq"], (str, int, float, bool, datetime)))
+
+
+def _equal_text(condition: Any) -> bool:
+    return _equal_scalar(condition) and isinstance(condition["$eq"], str)
 
 
 def param_clauses(request: Any, names: tuple[str, ...], id_field: str | None = None) -> list[dict[str, Any]]:
@@ -122,38 +143,77 @@ def in_scope(scope: Scope, document: dict[str, Any]) -> bool:
 def scoped_filter(scope: Scope, clauses: list[dict[str, Any]]) -> dict[str, Any]:
     """The scope at the top, each user clause ANDed beside it; none can replace it.
 
-    A clause goes at the top level only under a key not already there (so
-    plain ``domain_id + status`` reaches the planner as simple predicates); any
-    other lands in ``$and``. Top-level keys are ANDed by MongoDB just like
-    ``$and``, so the meaning is the same either way.
-
-    Range clauses always go to ``$and``. MongoDB plans them identically, but
-    secantusdb (the embedded store) only plans top-level predicates on an
-    index and mis-bounds an inclusive range on the middle key of a compound
-    index (``created_at $gte`` on ``{domain_id, created_at: -1,
-    job_task_id}`` drops the boundary value); nested, it scans and is right.
+    A clause goes at the top level under a key not already there (or beside
+    another range on the same key), any other lands in ``$and``: top-level
+    keys are ANDed by MongoDB just like ``$and``, so the meaning is the same
+    either way, and MongoDB plans both alike. secantusdb (the embedded
+    store) plans only a filter without top-level operators on an index, and
+    an equality beside a range only when it is bare, so clauses are put in
+    the form it plans (``_plannable``) where that keeps their meaning, and
+    ``_id`` first, which it then finds by key.
     """
     combined = scope_filter(scope)
     nested = []
     for clause in clauses:
         ((key, condition),) = clause.items()
-        if key in combined or _is_range(condition):
+        plannable = _plannable(condition)
+        if plannable is None:
             nested.append(clause)
+        elif key not in combined:
+            combined[key] = plannable
+        elif _is_range(plannable) and _is_range(combined[key]) and combined[key].keys().isdisjoint(plannable):
+            combined[key] = {**combined[key], **plannable}
         else:
-            combined[key] = condition
+            nested.append(clause)
     if nested:
         combined["$and"] = nested
+    if "_id" in combined:
+        combined = {"_id": combined.pop("_id"), **combined}
     return combined
 
 
-# --- sort, page, projection -------------------------------------------------------------------------
-
-
 _RANGES = frozenset({"$lt", "$lte", "$gt", "$gte"})
+_SCALARS = (str, int, float, bool, datetime)
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 def _is_range(condition: Any) -> bool:
     return isinstance(condition, dict) and not _RANGES.isdisjoint(condition)
+
+
+def _plannable(condition: Any) -> Any:
+    """``condition`` as the top level takes it, or None where it must stay in ``$and``.
+
+    - ``{"$eq": v}`` of a scalar is ``v`` (the same match for a scalar);
+    - a range of datetimes has exclusive bounds: secantusdb drops the
+      boundary of an inclusive range on an index's middle key, and a BSON
+      datetime counts milliseconds, so ``$gte t`` is ``$gt t - 1 ms``;
+      other ranges stay nested (correct, scanned).
+    """
+    if not isinstance(condition, dict):
+        return condition
+    if set(condition) == {"$eq"} and isinstance(condition["$eq"], _SCALARS):
+        return condition["$eq"]
+    if not _is_range(condition):
+        return condition
+    if not _RANGES.issuperset(condition) or not all(isinstance(v, datetime) for v in condition.values()):
+        return None
+    exclusive = {}
+    try:
+        for operator, moment in condition.items():
+            moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+            if operator == "$gte":
+                exclusive["$gt"] = moment - _MILLISECOND
+            elif operator == "$lte":
+                exclusive["$lt"] = moment + _MILLISECOND
+            else:
+                exclusive[operator] = moment
+    except OverflowError:  # a bound at the end of the calendar: kept as it is, nested
+        return None
+    return exclusive if len(exclusive) == len(condition) else None
+
+
+# --- sort, page, projection -------------------------------------------------------------------------
 
 
 def sort_spec(sort: Any, resolve: KeyResolver, where: str = "query.sort") -> list[tuple[str, int]]:
@@ -227,10 +287,15 @@ def projection_for(resource: Resource, only: list[Any] | None, minimal: bool) ->
 
 
 def plan_get(resource: Resource, body: Any, scope: Scope) -> tuple[str, dict[str, Any]]:
-    """(id, filter) for ``get``; ``workspace_id`` narrows like in list."""
+    """(id, filter) for ``get``; ``workspace_id`` narrows like in list.
+
+    The filter holds the caller's domain but not its workspaces: a document
+    found by its id is checked with ``in_scope`` by the reader, so the store
+    finds it by key, never through an ``$or`` it would scan for.
+    """
     request = parse(request_models(resource).get, body)
     clauses = param_clauses(request, resource.get_params, resource.id_field)
-    return getattr(request, resource.id_field), scoped_filter(scope, clauses)
+    return getattr(request, resource.id_field), scoped_filter(Scope(scope.domain_id), clauses)
 
 
 def plan_list(resource: Resource, body: Any, scope: Scope, max_page_size: int, now: datetime) -> FindPlan:

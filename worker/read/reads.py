@@ -21,7 +21,7 @@ from typing import Any
 from pymongo.database import Database
 
 from worker.contract.errors import ERROR_NOT_FOUND
-from worker.read.query import Scope, plan_get, plan_list, projection_for
+from worker.read.query import Scope, in_scope, plan_get, plan_list, projection_for
 from worker.read.resource import Resource
 from worker.read.stat_query import StatPlan, plan_stat
 from worker.settings import Settings
@@ -38,7 +38,7 @@ def get_item(
     item_id, query = plan_get(resource, body, scope)
     document = reads.find_one(db, resource.collection, query, projection_for(resource, None, False),
                               settings.query_time_limit_ms)
-    if document is None:
+    if document is None or not in_scope(scope, document):
         raise ERROR_NOT_FOUND(key=resource.id_field, value=item_id)
     return item_info(resource, document)
 
