@@ -206,7 +206,7 @@ BY_STATUS = {"group": {"keys": [{"key": "status", "name": "status"}],
 SINCE = {"k": "created_at", "v": "2024-01-01T00:00:00Z", "o": "datetime_gte"}
 UNTIL = {"k": "created_at", "v": "2999-01-01T00:00:00Z", "o": "datetime_lte"}
 TASK_READS = [
-    ("get", {"job_task_id": "job-task-r7"}),
+    ("get", {"job_task_id": "job-task-r5"}),
     ("list", {"query": {"page": {"start": 1, "limit": 10}}}),
     ("list", {"status": "SUCCESS", "query": {"page": {"start": 1, "limit": 10}}}),
     ("list", {"job_id": "job-r1"}),
@@ -234,17 +234,21 @@ JOB_READS = [
 def test_a_domains_reads_are_index_backed(recorded):
     """The reads of a domain-wide token: get, the list parameters, filters on indexed fields, stat.
 
-    Not here, because they read the whole domain (secantusdb plans no
-    top-level ``$or`` on an index; MongoDB does, as an OR of index scans):
-    a workspace token's reads (its scope is ``workspace_id in ... or
-    resource_group DOMAIN``), ``keyword``, and filters on fields no index
-    holds.
+    And a workspace token's get, list and stat: its scope (``workspace_id
+    in ... or resource_group DOMAIN``) is asked of the documents' reader
+    keys (``worker.contract.readers``). Not here, because they read the
+    domain's documents on the embedded store (which plans two fields of a
+    filter on an index, not three; MongoDB plans one index and filters the rest): a workspace
+    token's filters, ``keyword``, and filters on fields no index holds.
     """
     db, recorder, plain = recorded
     events = []
     for number in range(300):
         task = {"job_task_id": f"job-task-r{number}"}
-        events.append(created(task["job_task_id"], f"job-r{number // 30}", "c"))
+        placement = ({"resource_group": "DOMAIN"} if number % 4 == 0 else
+                     {"resource_group": "WORKSPACE", "workspace_id": f"ws-{number % 4}"})
+        events.append(delivery("job_task.created", **task, event_id="c", job_id=f"job-r{number // 30}",
+                               data_source_id="ds-1", **placement))
         events.append(delivery("job_task.started", **task, event_id="s"))
         events.append(delivery("job_task.succeeded" if number % 3 else "job_task.failed", **task, event_id="e",
                                **({} if number % 3 else {"error_code": "E", "error_message": "failed"})))
@@ -253,10 +257,39 @@ def test_a_domains_reads_are_index_backed(recorded):
     scope, settings = Scope(DOMAIN), Settings()
     readers = {"get": get_item, "list": list_items, "stat": stat_items}
     recorder.on = True
+    workspace = Scope(DOMAIN, ("ws-1", "ws-2"))
     for resource, reads in ((JOB_TASK, TASK_READS), (JOB, JOB_READS)):
         for name, body in reads:
             readers[name](resource, db, scope, body, settings)
+        for name, body in [reads[0], reads[1], ("stat", {"query": {"aggregate": [BY_STATUS]}})]:
+            readers[name](resource, db, workspace, body, settings)
     recorder.on = False
     assert {next(iter(command)) for command in recorder.commands} >= {"find", "aggregate", "distinct"}
+    found = scans(db, recorder.commands)
+    assert found == [], "\n".join(found)
+
+
+def test_documents_an_earlier_version_wrote_get_their_reader_keys_at_start(recorded):
+    db, recorder, plain = recorded
+    process_batch(plain, [delivery("job_task.created", job_task_id=f"job-task-old{n}", event_id="c", job_id="job-old",
+                                   data_source_id="ds-1", **placement)
+                          for n, placement in enumerate([{"resource_group": "DOMAIN"},
+                                                         {"resource_group": "WORKSPACE", "workspace_id": "ws-1"},
+                                                         {"resource_group": "WORKSPACE", "workspace_id": "ws-2"}])],
+                  uuid.uuid4().hex, max_events=1_000)
+    # As an earlier version left them: no reader key, and the index on workspace_id it made.
+    for collection in ("job_tasks", "jobs"):
+        db[collection].update_many({}, {"$unset": {"_reader": ""}})
+    db.job_tasks.create_index([("domain_id", 1), ("workspace_id", 1), ("created_at", -1), ("job_task_id", 1)],
+                              name="domain_workspace_id_created")
+    workspace = Scope(DOMAIN, ("ws-1",))
+    assert list_items(JOB_TASK, db, workspace, {}, Settings())["total_count"] == 0
+    recorder.on = True
+    ensure_indexes(db)
+    recorder.on = False
+    assert "domain_workspace_id_created" not in db.job_tasks.index_information()
+    seen = list_items(JOB_TASK, db, workspace, {}, Settings())
+    assert {row["job_task_id"] for row in seen["results"]} == {"job-task-old0", "job-task-old1"}
+    assert get_item(JOB, db, workspace, {"job_id": "job-old"}, Settings())["job_id"] == "job-old"
     found = scans(db, recorder.commands)
     assert found == [], "\n".join(found)

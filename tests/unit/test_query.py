@@ -205,8 +205,8 @@ def test_user_clauses_never_replace_the_scope():
         scope=WORKSPACES,
     )
     assert plan.filter["domain_id"] == "domain-1"
-    assert plan.filter["$or"] == [{"workspace_id": {"$in": ["ws-1", "ws-2"]}}, {"resource_group": "DOMAIN"}]
-    assert plan.filter["$and"] == [{"$or": [{"domain_id": {"$eq": "x"}}, {"status": {"$eq": "A"}}]}]
+    assert plan.filter["_reader"] == {"$in": ["*", "ws:ws-1", "ws:ws-2"]}
+    assert plan.filter["$or"] == [{"domain_id": {"$eq": "x"}}, {"status": {"$eq": "A"}}]
 
 
 def test_filter_and_filter_or_and_keyword_combine():
@@ -318,7 +318,7 @@ def test_get_plan():
     job_task_id, query = plan_get(JOB_TASK, {"job_task_id": "t", "workspace_id": "ws-1"}, WORKSPACES)
     assert job_task_id == "t"
     # Found by key; the token's workspaces are checked on the document found (worker.read.reads).
-    assert list(query) == ["_id", "domain_id", "job_task_id", "workspace_id"]
+    assert list(query) == ["_id", "domain_id", "job_task_id", "workspace_id", "_reader"]
     assert query["_id"] == "t" and query["domain_id"] == "domain-1" and query["workspace_id"] == "ws-1"
     assert code_of(lambda: plan_get(JOB_TASK, {}, DOMAIN)) == "ERROR_REQUIRED_PARAMETER"
     assert code_of(lambda: plan_get(JOB_TASK, {"job_task_id": 1}, DOMAIN)) == "ERROR_INVALID_PARAMETER_TYPE"
@@ -332,6 +332,16 @@ def test_projection_drops_paths_under_selected_ones():
 
 
 def test_scoped_filter_keeps_scope_keys_first_and_nests_collisions():
-    combined = scoped_filter(WORKSPACES, [{"$or": [{"a": 1}]}, {"status": {"$eq": "A"}}])
-    assert list(combined)[:2] == ["domain_id", "$or"]
-    assert combined["$and"] == [{"$or": [{"a": 1}]}]
+    combined = scoped_filter(WORKSPACES, [{"domain_id": {"$eq": "x"}}, {"status": {"$eq": "A"}}])
+    assert list(combined)[:2] == ["domain_id", "_reader"]
+    assert combined["_reader"] == {"$in": ["*", "ws:ws-1", "ws:ws-2"]}
+    assert combined["$and"] == [{"domain_id": {"$eq": "x"}}]
+
+
+def test_a_workspace_filter_narrows_the_reader_keys_and_never_widens_them():
+    narrowed = scoped_filter(WORKSPACES, [{"workspace_id": {"$eq": "ws-2"}}])
+    assert narrowed["_reader"] == {"$in": ["*", "ws:ws-2"]} and narrowed["workspace_id"] == "ws-2"
+    outside = scoped_filter(WORKSPACES, [{"workspace_id": {"$eq": "ws-9"}}])
+    assert outside["_reader"] == {"$in": ["*"]} and outside["workspace_id"] == "ws-9"
+    domain = scoped_filter(DOMAIN, [{"workspace_id": {"$eq": "ws-9"}}])
+    assert domain == {"domain_id": "domain-1", "workspace_id": "ws-9", "_reader": {"$in": ["*", "ws:ws-9"]}}

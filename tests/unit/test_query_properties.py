@@ -90,10 +90,7 @@ def operator_keys(value) -> set[str]:
 def assert_scoped(match: dict, scope: Scope) -> None:
     assert match["domain_id"] == scope.domain_id
     if scope.workspace_ids is not None:
-        assert match["$or"] == [
-            {"workspace_id": {"$in": list(scope.workspace_ids)}},
-            {"resource_group": "DOMAIN"},
-        ]
+        assert match["_reader"] == {"$in": ["*", *(f"ws:{workspace}" for workspace in scope.workspace_ids)]}
 
 
 @settings(max_examples=400, deadline=None)

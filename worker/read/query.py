@@ -23,6 +23,7 @@ from worker.contract.errors import (
     ERROR_INVALID_PARAMETER_TYPE,
     ERROR_REQUIRED_PARAMETER,
 )
+from worker.contract.readers import READER_FIELD, readers_of
 from worker.read.conditions import build_condition
 from worker.read.fields import KeyResolver, field_path, field_ref
 from worker.read.language import INT32
@@ -124,10 +125,9 @@ def scope_filter(scope: Scope) -> dict[str, Any]:
     """The caller's tenancy: its domain, and for a workspace token its workspaces plus DOMAIN tasks."""
     scoped: dict[str, Any] = {"domain_id": scope.domain_id}
     if scope.workspace_ids is not None:
-        scoped["$or"] = [
-            {"workspace_id": {"$in": list(scope.workspace_ids)}},
-            {"resource_group": "DOMAIN"},
-        ]
+        # workspace_id in the token's workspaces, or resource_group DOMAIN, as
+        # the documents' reader keys say it (worker.contract.readers).
+        scoped[READER_FIELD] = {"$in": readers_of(scope.workspace_ids)}
     return scoped
 
 
@@ -154,7 +154,11 @@ def scoped_filter(scope: Scope, clauses: list[dict[str, Any]]) -> dict[str, Any]
     """
     combined = scope_filter(scope)
     nested = []
-    for clause in clauses:
+    for clause in clauses + _implied_readers(clauses):
+        if READER_FIELD in clause and READER_FIELD in combined:  # the scope's keys, narrowed
+            asked = clause[READER_FIELD]["$in"]
+            combined[READER_FIELD] = {"$in": [key for key in combined[READER_FIELD]["$in"] if key in asked]}
+            continue
         ((key, condition),) = clause.items()
         plannable = _plannable(condition)
         if plannable is None:
@@ -170,6 +174,12 @@ def scoped_filter(scope: Scope, clauses: list[dict[str, Any]]) -> dict[str, Any]
     if "_id" in combined:
         combined = {"_id": combined.pop("_id"), **combined}
     return combined
+
+
+def _implied_readers(clauses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A workspace's documents carry its reader key or the domain's: asked too, so found on the reader index."""
+    return [{READER_FIELD: {"$in": readers_of((clause["workspace_id"]["$eq"],))}} for clause in clauses
+            if _equal_text(clause.get("workspace_id"))]
 
 
 _RANGES = frozenset({"$lt", "$lte", "$gt", "$gte"})

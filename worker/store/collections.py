@@ -15,8 +15,12 @@ from __future__ import annotations
 import logging
 
 import pymongo
+from pymongo import UpdateOne
+from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import OperationFailure
+
+from worker.contract.readers import READER_FIELD, reader_key
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +50,12 @@ def ensure_indexes(db: Database) -> None:
     # Filters on other fields (data_source_id, resource_group) read a domain's
     # tasks in created_at order and filter them.
     tasks.create_index([("domain_id", 1), *newest_first], name="domain_created")
-    for key in ("status", "job_id", "workspace_id"):
+    for key in ("status", "job_id"):
         tasks.create_index([("domain_id", 1), (key, 1), *newest_first], name=f"domain_{key}_created")
+    # A workspace token's reads ask for its reader keys (worker.contract.readers),
+    # which also serve a filter on workspace_id; this replaces an index on it.
+    tasks.create_index([("domain_id", 1), (READER_FIELD, 1), *newest_first], name="domain_reader_created")
+    drop_index(tasks, "domain_workspace_id_created")
     # The exactly-once check: an event of a task is logged once (worker.store.log).
     db[LOG].create_index("ev.i", unique=True, name=LOGGED_EVENT_INDEX)
     # A task's history is one _id range (worker.store.history.owned_by), read
@@ -69,10 +77,53 @@ def ensure_indexes(db: Database) -> None:
     # has far fewer jobs than tasks.
     jobs.create_index([("domain_id", 1), *job_newest_first], name="domain_created")
     jobs.create_index([("domain_id", 1), ("status", 1), *job_newest_first], name="domain_status_created")
+    jobs.create_index([("domain_id", 1), (READER_FIELD, 1), *job_newest_first], name="domain_reader_created")
+    for collection in (tasks, jobs):
+        give_readers(collection)
     # The sweep's: the running Jobs by when the worker stored them. Partial, so
     # it holds only IN_PROGRESS Jobs and a Job stops costing it once it ends.
     jobs.create_index([("_created_on", 1)], name=RUNNING_JOBS_INDEX,
                       partialFilterExpression={"status": "IN_PROGRESS"})
+
+
+def drop_index(collection: Collection, name: str) -> None:
+    """An index an earlier version made and this one does not use (each costs every update)."""
+    if name in collection.index_information():
+        collection.drop_index(name)
+        logger.info("dropped the index %s of %s, no longer used", name, collection.name)
+
+
+def domains_in(collection: Collection) -> list[str]:
+    """Every domain a collection holds: one seek of its ``domain_created`` index per domain.
+
+    (``distinct`` would be the same on MongoDB; the embedded store answers it
+    by reading every document.)
+    """
+    found: list[str] = []
+    while True:
+        after = {"$gt": found[-1]} if found else {"$gte": ""}
+        document = collection.find_one({"domain_id": after}, {"_id": 0, "domain_id": 1}, sort=[("domain_id", 1)])
+        if document is None:
+            return found
+        found.append(document["domain_id"])
+
+
+def give_readers(collection: Collection) -> None:
+    """Give the documents an earlier version wrote their reader key, once.
+
+    Looked for per domain on the reader index (a document without the key is
+    indexed as null), so that a start finds nothing to do on an index rather
+    than by reading every document.
+    """
+    for domain_id in domains_in(collection):
+        missing = list(collection.find({"domain_id": domain_id, READER_FIELD: None},
+                                       {"workspace_id": 1, "resource_group": 1, READER_FIELD: 1}))
+        updates = [UpdateOne({"_id": doc["_id"], READER_FIELD: None},
+                             {"$set": {READER_FIELD: reader_key(doc.get("resource_group"), doc.get("workspace_id"))}})
+                   for doc in missing if READER_FIELD not in doc]
+        if updates:
+            collection.bulk_write(updates, ordered=False)
+            logger.info("gave %d documents of %s in %s their reader key", len(updates), collection.name, domain_id)
 
 
 class OlderLayout(RuntimeError):

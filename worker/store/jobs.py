@@ -36,6 +36,7 @@ from worker.contract.jobs import (
     LoggedJobEvent,
     job_fields,
 )
+from worker.contract.readers import READER_FIELD, reader_key
 from worker.store import documents
 from worker.store.collections import DUPLICATE_KEY, JOBS
 from worker.store.documents import JOB_FIELDS, as_key, from_key
@@ -110,6 +111,10 @@ def _public(state: JobState) -> tuple[dict, dict]:
             {name: "" for name, value in fields.items() if value is None})
 
 
+def _reader(state: JobState) -> str | None:
+    return reader_key(state.resource_group, state.workspace_id)
+
+
 def _kept(state: JobState) -> dict:
     return {
         "data_source_id": state.data_source_id,
@@ -131,6 +136,9 @@ def job_update(before: JobRow | None, after: JobRow) -> UpdateOne:
         changes = {name: value for name, value in changes.items() if known.get(name) != value}
         cleared = {name: "" for name in cleared if name not in known_cleared}
     changes.update(_v=after.version, _w=after.write_id)
+    readers = _reader(after.state)
+    if before is None or readers != _reader(before.state):
+        changes[READER_FIELD] = readers
     kept = _kept(after.state)
     if before is None or kept != _kept(before.state):
         changes["_state"] = kept
@@ -183,7 +191,8 @@ def found_jobs(db: Database, founders: dict[str, Created]) -> dict[str, tuple[st
         public, _cleared = _public(state)
         ops.append(UpdateOne(
             {"_id": job_id},
-            {"$setOnInsert": {**public, "_v": 0, "_state": _kept(state), "_parts": {}, "_events": {},
+            {"$setOnInsert": {**public, "_v": 0, READER_FIELD: _reader(state), "_state": _kept(state),
+                              "_parts": {}, "_events": {},
                               "_task_count": 0, "_created_on": datetime.now(UTC)}},
             upsert=True,
         ))

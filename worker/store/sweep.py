@@ -18,25 +18,15 @@ from pymongo.database import Database
 from worker.contract.jobs import ERROR_JOB_NOT_DECLARED
 from worker.contract.lifecycle import IN_PROGRESS
 from worker.contract.sweep import SWEPT_STATUSES, Timeouts, is_overdue, is_stale, stale_before
-from worker.store.collections import JOB_TASKS, JOBS
+from worker.store.collections import JOB_TASKS, JOBS, domains_in
 
 # Stale tasks read per round trip; each is one small document.
 PAGE = 500
 
 
 def domains(db: Database) -> list[str]:
-    """Every domain that has tasks: one seek of ``domain_created`` per domain.
-
-    (``distinct`` would be the same on MongoDB; the embedded store answers it
-    by reading every task.)
-    """
-    found: list[str] = []
-    while True:
-        after = {"$gt": found[-1]} if found else {"$gte": ""}
-        task = db[JOB_TASKS].find_one({"domain_id": after}, {"_id": 0, "domain_id": 1}, sort=[("domain_id", 1)])
-        if task is None:
-            return found
-        found.append(task["domain_id"])
+    """Every domain that has tasks (``collections.domains_in``)."""
+    return domains_in(db[JOB_TASKS])
 
 
 def stale_tasks(db: Database, now: datetime, timeouts: Timeouts) -> Iterator[dict]:

@@ -27,6 +27,7 @@ from pymongo.errors import BulkWriteError
 from worker.contract.acceptance import Identity, StoredTask
 from worker.contract.events import Created, identity_fields
 from worker.contract.lifecycle import EMPTY, derived, merge
+from worker.contract.readers import READER_FIELD, reader_key
 from worker.store import documents
 from worker.store.collections import DUPLICATE_KEY, JOB_TASKS
 from worker.store.documents import JOB_TASK_FIELDS
@@ -111,7 +112,8 @@ def write_tasks(db: Database, updates: list[UpdateOne]) -> None:
 def founding_fields(created: Created, fingerprint: str, part: int) -> dict:
     """What a task's first entry fixes for good: its identity fields, and its part of its Job."""
     fields = {key: value for key, value in identity_fields(created).items() if value is not None}
-    return {**fields, "_identity": fingerprint, "_part": part}
+    return {**fields, "_identity": fingerprint, "_part": part,
+            READER_FIELD: reader_key(created.resource_group, created.workspace_id)}
 
 
 def advance(before: TaskRow | None, entry: LogEntry) -> TaskRow:
