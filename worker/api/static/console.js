@@ -489,8 +489,15 @@ async function loadDataSources() {
 
 const jobHref = (job) => `#/jobs/${encodeURIComponent(job.job_id)}`;
 
+/** A token limited to workspaces cancels only a Job of one of them (the API checks its tasks too). */
+function mayCancel(job) {
+  if (!canCancel() || job.status !== "IN_PROGRESS") return false;
+  const workspaces = session.scope.workspace_ids;
+  return !workspaces || (job.resource_group === "WORKSPACE" && workspaces.includes(job.workspace_id));
+}
+
 function cancelButton(job) {
-  if (!canCancel() || job.status !== "IN_PROGRESS") return null;
+  if (!mayCancel(job)) return null;
   return h("button", {
     type: "button", class: "button danger small", "data-testid": "cancel-job",
     "aria-label": `Cancel job ${job.job_id}`, onclick: () => cancelDialog.open(job),
