@@ -32,13 +32,11 @@ class Event:
 
 class Watching:
     def __init__(self, base_url: str, token: str | None = None, params: dict | None = None,
-                 last_event_id: str | None = None, in_url: bool = False) -> None:
+                 last_event_id: str | None = None) -> None:
         self.url = f"{base_url}/cost-analysis/v1/job-task/watch"
         self.params = dict(params or {})
         self.headers = {"Accept": "text/event-stream"}
-        if token is not None and in_url:
-            self.params["access_token"] = token
-        elif token is not None:
+        if token is not None:
             self.headers["Authorization"] = f"Bearer {token}"
         if last_event_id is not None:
             self.headers["Last-Event-ID"] = last_event_id

@@ -202,6 +202,31 @@ def test_anything_queued_that_is_no_event_ends_in_the_dead_letters(private_pipel
     assert worker.process.poll() is None
 
 
+def test_a_sweep_that_celery_would_refuse_ends_in_the_dead_letters(private_pipeline):
+    """Named like the worker's own periodic task, but not in the form Celery runs: never dropped."""
+    pipeline = private_pipeline
+    worker = pipeline.start_worker(concurrency=1)
+    pickled = pipeline.events.app.send_task("job_task.sweep", kwargs={}, queue=pipeline.queue,
+                                            serializer="pickle").id
+    shapeless = "sweep-shapeless-1"  # JSON, but its body is not [args, kwargs, embed]
+    pipeline.redis.lpush(pipeline.queue, json.dumps({
+        "body": "e30=", "content-type": "application/json", "content-encoding": "utf-8",
+        "headers": {"task": "job_task.sweep", "id": shapeless},
+        "properties": {"delivery_tag": "sweep-shapeless-tag", "body_encoding": "base64"}}))
+    pipeline.events.send_raw("job_task.sweep", {})  # the real one still runs, as a task
+    pipeline.events.send_raw("job_task.created", created_event("job-task-after-sweeps"))
+    pipeline.wait_until_idle(timeout=60)
+
+    letters = {letter["_id"]: letter for letter in pipeline.dead_letters()}
+    assert set(letters) == {pickled, shapeless}, letters
+    assert letters[pickled]["task_name"] == "job_task.sweep"
+    assert letters[pickled]["field"] == "content_type" and "pickle" in letters[pickled]["reason"]
+    assert "not a Celery task message" in letters[shapeless]["reason"]
+    assert pipeline.redis.llen(pipeline.queue) == 0
+    assert pipeline.task("job-task-after-sweeps")["status"] == "PENDING"
+    assert worker.process.poll() is None
+
+
 def test_unknown_task_names_through_a_store_outage(private_pipeline, store_server):
     """Kept until the store can take them, without stalling the consumer."""
     pipeline = private_pipeline

@@ -29,6 +29,7 @@ from tests.browser import (
 from tests.console_data import EXPECTED, HISTORY_TASK, NEWEST_FIRST, OPS_TOKENS, RUNNING_JOB, drive_operations
 from tests.harness import Pipeline, wait_for
 from tests.readside import text
+from worker.contract.changes import is_entry_id, reset_entry
 
 pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=browser_missing() or "")
 
@@ -312,6 +313,59 @@ def test_a_dropped_stream_is_shown_and_the_page_reconnects_and_catches_up(browse
         server = ApiServer(app(), port=server.port).start()  # back, at the same address
         expect(connection).to_have_attribute("data-state", "live", timeout=60_000)
         expect(row.locator(".progress-text")).to_have_text("1 of 2 · 50%", timeout=30_000)
+        assert not console.errors
+    finally:
+        context.close()
+        server.stop()
+
+
+def test_the_stream_carries_the_token_in_a_header_never_in_a_url(browser, dataset, store_url, broker_url):
+    """Read with fetch, as EventSource cannot send headers; live rows, reset and resuming as before."""
+    task_ids = running_job(dataset, "job-live-header")
+
+    def app():
+        return console_app(store_url, dataset.db_name, broker_url, TOKENS, dataset.queue)
+
+    first = app()
+    server = ApiServer(first).start()
+    context, console = open_console(browser, server)
+    streams = []  # the watch stream's answers, with the requests that opened them
+    console.page.on("response", lambda response: streams.append(response) if "/job-task/watch" in response.url
+                    else None)
+    try:
+        console.open("#/jobs").sign_in("token-live-read").signed_in()
+        connection = console.page.get_by_test_id("connection")
+        expect(connection).to_have_attribute("data-state", "live")
+        row = console.job_row("job-live-header")
+        expect(row.locator(".progress-text")).to_have_text("0 of 3 · 0%")
+        lists = job_lists(console)
+
+        dataset.events.succeeded(task_ids[0], domain_id=LIVE)
+        dataset.wait_until_idle()
+        expect(row.locator(".progress-text")).to_have_text("1 of 3 · 33%", timeout=30_000)
+        assert job_lists(console) == lists, "the change came by the stream"
+
+        # event: reset (the worker could not publish a change): the page reloads what it shows.
+        with console.page.expect_request(lambda request: request.url.endswith("/job/list")):
+            dataset.redis.xadd(first.state.settings.change_stream, reset_entry())
+
+        # Dropped: the page reconnects by itself, resuming from its Last-Event-ID.
+        server.stop()
+        expect(connection).to_have_attribute("data-state", "reconnecting", timeout=30_000)
+        dataset.events.succeeded(task_ids[1], domain_id=LIVE)
+        dataset.wait_until_idle()
+        server = ApiServer(app(), port=server.port).start()
+        expect(connection).to_have_attribute("data-state", "live", timeout=60_000)
+        expect(row.locator(".progress-text")).to_have_text("2 of 3 · 66%", timeout=30_000)
+
+        opened = [response.request.all_headers() for response in streams if response.status == 200]
+        assert len(opened) >= 2, "the first stream and the one after the drop"
+        assert all(headers["authorization"] == "Bearer token-live-read" for headers in opened)
+        assert "last-event-id" not in opened[0]
+        assert is_entry_id(opened[-1]["last-event-id"]), opened[-1]
+        assert any("/job-task/watch" in url for url in console.requests)
+        leaked = [url for url in console.requests if "token-live-read" in url or "access_token" in url]
+        assert not leaked, leaked
         assert not console.errors
     finally:
         context.close()

@@ -60,12 +60,18 @@ DECLARED = {
     "job-3": (DOMAIN_A, "ds-aws", "ws-1", 2, at("2024-01-31T23:29:00.000Z")),
     "job-4": (DOMAIN_A, "ds-aws", "ws-1", 0, at("2024-03-05T00:00:00.000Z")),
     "job-9": (DOMAIN_B, "ds-aws", None, 2, at("2024-03-01T10:29:00.000Z")),
+    # domain-c, for a token of ws-1 that may cancel (cancel_specs): a DOMAIN-level job with a task
+    # in ws-1 and one in ws-2, a ws-1 job with one in ws-2, and a ws-1 job wholly in ws-1.
+    "job-c4": (DOMAIN_C, "ds-c", None, 2, datetime.now(UTC) - timedelta(hours=2)),
+    "job-c5": (DOMAIN_C, "ds-c", "ws-1", 1, datetime.now(UTC) - timedelta(hours=2)),
+    "job-c6": (DOMAIN_C, "ds-c", "ws-1", 2, datetime.now(UTC) - timedelta(hours=2)),
 }
 NEWEST_FIRST = ["job-4", "job-1", "job-2", "job-3"]
 
 
 def cancel_specs() -> list[TaskSpec]:
-    """domain-c: job-c1 (one task done, one running, one pending), job-c2 in ws-2, job-c3 for the CLI."""
+    """domain-c: job-c1 (one task done, one running, one pending), job-c2 in ws-2, job-c3 for the CLI,
+    job-c4 to job-c6 (declared in DECLARED) for a token limited to ws-1."""
     base = datetime.now(UTC) - timedelta(hours=1)
     minute = timedelta(minutes=1)
     return [
@@ -75,6 +81,11 @@ def cancel_specs() -> list[TaskSpec]:
         TaskSpec("job-task-c13", DOMAIN_C, "job-c1", "ds-c", base + 2 * minute),
         TaskSpec("job-task-c21", DOMAIN_C, "job-c2", "ds-c", base, workspace_id="ws-2", started_after=minute),
         TaskSpec("job-task-c31", DOMAIN_C, "job-c3", "ds-c", base, started_after=minute),
+        TaskSpec("job-task-c41", DOMAIN_C, "job-c4", "ds-c", base, workspace_id="ws-1", started_after=minute),
+        TaskSpec("job-task-c42", DOMAIN_C, "job-c4", "ds-c", base, workspace_id="ws-2", started_after=minute),
+        TaskSpec("job-task-c51", DOMAIN_C, "job-c5", "ds-c", base, workspace_id="ws-1", started_after=minute),
+        TaskSpec("job-task-c61", DOMAIN_C, "job-c6", "ds-c", base, workspace_id="ws-1", started_after=minute),
+        TaskSpec("job-task-c62", DOMAIN_C, "job-c6", "ds-c", base, workspace_id="ws-2", started_after=minute),
     ]
 
 
@@ -377,6 +388,32 @@ def test_cancel_over_http_cancels_the_running_tasks_through_the_worker(jobs, tas
     assert jobs.ok("get", {"job_id": "job-2"})["status"] == "IN_PROGRESS"
 
 
+def test_a_workspace_token_cancels_only_a_job_wholly_in_its_workspaces(jobs, tasks, dataset):
+    ws1 = "token-c-ws1-cancel"
+    # job-c7: in ws-1, its one task too, but DOMAIN-level: the domain's, like job-c4.
+    dataset.events.job_created(domain_id=DOMAIN_C, job_id="job-c7", data_source_id="ds-c", total_tasks=1,
+                               workspace_id="ws-1")
+    dataset.events.created(job_task_id="job-task-c71", domain_id=DOMAIN_C, job_id="job-c7", data_source_id="ds-c",
+                           workspace_id="ws-1", resource_group="DOMAIN")
+    dataset.wait_until_idle()
+    # It reads the DOMAIN-level job-c4, but not its task in ws-2, which a cancel would end.
+    assert jobs.ok("get", {"job_id": "job-c4"}, ws1)["resource_group"] == "DOMAIN"
+    assert [t["job_task_id"] for t in tasks.ok("list", {"job_id": "job-c4"}, ws1)["results"]] == ["job-task-c41"]
+    for job_id in ("job-c4", "job-c6", "job-c7"):  # DOMAIN-level; a task in ws-2; a DOMAIN-level task
+        refused = cancel(jobs, {"job_id": job_id, "reason": "not mine to end"}, ws1)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["detail"]["code"] == "ERROR_PERMISSION_DENIED"
+        assert "token of the whole domain" in refused.json()["detail"]["message"]
+    # A job wholly in ws-1 is still the token's to cancel.
+    assert cancel(jobs, {"job_id": "job-c5"}, ws1).status_code == 200
+    wait_for(lambda: dataset.task("job-task-c51")["status"] == "CANCELED")
+    dataset.wait_until_idle()
+    for job_id in ("job-c4", "job-c6", "job-c7"):
+        assert dataset.history(task_name="job.canceled", job_id=job_id) == [], "no cancel was sent"
+        assert jobs.ok("get", {"job_id": job_id}, "token-c")["status"] == "IN_PROGRESS"
+    assert {dataset.task(t)["status"] for t in ("job-task-c41", "job-task-c42", "job-task-c62")} == {"IN_PROGRESS"}
+
+
 # --- the CLI --------------------------------------------------------------------------------------------
 
 
@@ -416,6 +453,17 @@ def test_cli_cancel(jobtask, dataset, jobs):
     assert code == 1 and err.startswith("ERROR_JOB_STATE")
 
 
+def test_cli_cancel_for_a_workspace_keeps_the_apis_rule(jobtask, dataset):
+    code, _, err = jobtask("job", "cancel", "job-c6", "--domain", DOMAIN_C, "--workspace-id", "ws-1")
+    assert code == 1 and err.startswith("ERROR_PERMISSION_DENIED"), err
+    assert "token of the whole domain" in err
+    code, _, err = jobtask("job", "cancel", "job-c2", "--domain", DOMAIN_C, "--workspace-id", "ws-1")
+    assert code == 1 and err.startswith("ERROR_NOT_FOUND"), "a job of ws-2 only"
+    dataset.wait_until_idle()
+    assert dataset.history(task_name="job.canceled", job_id="job-c6") == []
+    assert dataset.task("job-task-c62")["status"] == "IN_PROGRESS"
+
+
 # --- the console, unchanged, on these endpoints ------------------------------------------------------
 
 needs_browser = pytest.mark.skipif(browser_missing() is not None, reason=browser_missing() or "")
@@ -429,6 +477,12 @@ def test_the_console_lists_jobs_and_cancels_one_with_a_cancel_token(browser, set
             console.open("#/jobs").sign_in("token-c").signed_in()
             console.job_row("job-c2").wait_for()
             assert console.job_row("job-c2").get_by_test_id("cancel-job").count() == 0, "read only: no Cancel"
+            console.page.get_by_role("button", name="Sign out").click()
+            # Limited to ws-1: Cancel on a running job of ws-1 only, none on the DOMAIN-level job-c4.
+            console.sign_in("token-c-ws1-cancel").signed_in()
+            expect(console.job_row("job-c6").get_by_test_id("cancel-job")).to_be_visible()
+            assert console.job_row("job-c4").get_by_test_id("status").get_attribute("data-status") == "IN_PROGRESS"
+            assert console.job_row("job-c4").get_by_test_id("cancel-job").count() == 0
             console.page.get_by_role("button", name="Sign out").click()
             console.sign_in("token-c-cancel").signed_in()
             expect(console.page.locator("#scope")).to_contain_text("cancel")

@@ -10,8 +10,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.harness import ROOT, wait_for
 from worker.dev.embedded import free_port
@@ -64,31 +68,63 @@ def test_worker_text_lines_stay_readable(pipeline_factory):
     assert "celery@" in log or "[queues]" in log  # Celery's banner is still there in text mode
 
 
-def test_api_json_lines(store_url, broker_url, tmp_path):
+@contextmanager
+def api_process(store_url: str, broker_url: str, log_path: Path, **env: str) -> Iterator[str]:
+    """``uvicorn worker.api:app`` as a subprocess writing to ``log_path``; its base URL once healthy."""
     port = free_port()
-    log_path = tmp_path / "api.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "JOBTASK_LOG_FORMAT": "json", "JOBTASK_MONGO_URL": store_url,
-           "JOBTASK_BROKER_URL": broker_url, "JOBTASK_MONGO_DB": "logs_api"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "JOBTASK_MONGO_URL": store_url,
+           "JOBTASK_BROKER_URL": broker_url, "JOBTASK_MONGO_DB": "logs_api", **env}
     with open(log_path, "wb") as log:
         api = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "worker.api:app", "--host", "127.0.0.1", "--port", str(port)],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
     try:
         def healthy():
             try:
-                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+                return httpx.get(f"{url}/healthz", timeout=5).status_code == 200
             except httpx.HTTPError:
                 return False
 
         wait_for(healthy, timeout=60, interval=0.2)
-        assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 200
-        wait_for(lambda: "/metrics" in log_path.read_text(errors="replace"), timeout=30)  # its access line
+        yield url
     finally:
         api.terminate()
         api.wait(timeout=20)
+
+
+def test_api_json_lines(store_url, broker_url, tmp_path):
+    log_path = tmp_path / "api.log"
+    with api_process(store_url, broker_url, log_path, JOBTASK_LOG_FORMAT="json") as url:
+        assert httpx.get(f"{url}/metrics", timeout=5).status_code == 200
+        wait_for(lambda: "/metrics" in log_path.read_text(errors="replace"), timeout=30)  # its access line
     lines = json_lines(log_path.read_text())
     assert any(line["logger"] == "uvicorn.access" and "/healthz" in line["message"] for line in lines)
     assert any(line["logger"] == "uvicorn.error" for line in lines)
     for line in lines:
         assert {"time", "level", "logger", "message"} <= set(line)
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_token_in_a_url_never_reaches_the_access_log(store_url, broker_url, tmp_path, log_format):
+    log_path = tmp_path / "api.log"
+    guess = "guess-4f1c9a7e2b"
+    tokens = json.dumps({"a-real-token-of-the-logs-test": {"domain_id": DOMAIN}})
+    with api_process(store_url, broker_url, log_path, JOBTASK_LOG_FORMAT=log_format,
+                     JOBTASK_API_TOKENS=tokens) as url:
+        watch = httpx.get(f"{url}/cost-analysis/v1/job-task/watch?job_id=job-7&access_token={guess}", timeout=10)
+        assert watch.status_code == 401  # a token in the URL is not taken
+        listed = httpx.post(f"{url}/cost-analysis/v1/job-task/list?token={guess}&{guess}", json={"query": {}},
+                            headers={"Authorization": f"Bearer {guess}"}, timeout=10)
+        assert listed.status_code == 401
+        wait_for(lambda: "/job-task/list" in log_path.read_text(errors="replace"), timeout=30)
+    log = log_path.read_text(errors="replace")
+    access = [line for line in log.splitlines() if "/job-task/" in line]
+    assert len(access) == 2, log
+    assert guess not in log
+    # The request is still there to read, with the parameters the API reads.
+    assert "/cost-analysis/v1/job-task/watch?job_id=job-7&access_token=[redacted]" in access[0]
+    assert "/cost-analysis/v1/job-task/list?token=[redacted]&[redacted]" in access[1]
+    if log_format == "json":
+        assert {json.loads(line)["logger"] for line in access} == {"uvicorn.access"}

@@ -8,7 +8,7 @@ from kombu.message import Message
 
 from worker.contract.delivery import MAX_MESSAGE_ID, MESSAGE, bounded_message_id
 from worker.ingest.batching import Held
-from worker.ingest.intake import held_message
+from worker.ingest.intake import control_task, held_message
 from worker.ingest.waiting import WaitingLine
 
 
@@ -167,3 +167,15 @@ def test_what_cannot_be_read_is_refused_with_its_reason():
     assert not_a_task.delivery.message_id == "tag-1"
     broken = held_message(message(b"{not json", task="job_task.started", id="m-6"))
     assert broken.delivery.refusal.startswith("message could not be decoded")
+
+
+def test_only_a_sweep_in_the_form_celery_runs_goes_to_celerys_handler():
+    assert control_task(message([[], {}, {}], id="s-1", task="job_task.sweep"))
+    # Celery would refuse these and drop them: they go to the buffer, which dead-letters them.
+    assert not control_task(message(b"\x80\x04K\x01.", "application/x-python-serialize", id="s-2",
+                                    task="job_task.sweep"))
+    assert not control_task(message({}, id="s-3", task="job_task.sweep"))
+    assert not control_task(message([[], {}, {}], id="s-4", task="job_task.started"))
+    pickled = held_message(message(b"\x80\x04K\x01.", "application/x-python-serialize", id="s-2",
+                                   task="job_task.sweep"))
+    assert "pickle" in pickled.delivery.refusal and pickled.delivery.task_name == "job_task.sweep"

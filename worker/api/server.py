@@ -29,7 +29,7 @@ from worker.api.jobs import job_router
 from worker.api.openapi import Documented, document
 from worker.api.watch import watch_router
 from worker.observe.http import add_metrics
-from worker.observe.logs import use_format_for_api
+from worker.observe.logs import redact_access_log, use_format_for_api
 from worker.settings import Settings, get_settings
 
 
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The API for ``settings`` (the environment's when omitted)."""
     settings = settings or get_settings()
     use_format_for_api(settings.log_format)
+    redact_access_log()
     connections = Connections(settings)
     hub = ChangeHub(settings)
 

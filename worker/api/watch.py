@@ -6,9 +6,10 @@ returns it, ``id:`` the change's entry in the stream (``worker.api.hub``
 reads it; the worker writes it after each batch). Optional query
 parameters ``job_id`` and ``status`` narrow what arrives.
 
-The token comes as everywhere (``Authorization: Bearer``) or, for a
-browser's EventSource, which cannot send headers, as ``?access_token=``.
-A client that reconnects with ``Last-Event-ID`` (the header, or the
+The token comes as everywhere, as ``Authorization: Bearer``, and only so:
+never in the URL, which proxies and access logs keep (the console reads the
+stream with ``fetch``, which sends headers, rather than EventSource, which
+cannot). A client that reconnects with ``Last-Event-ID`` (the header, or the
 ``last_event_id`` parameter) gets what it missed, or ``event: reset`` when
 that is no longer held: reload what you show. A reset carries the id to
 resume from, so the browser's next reconnect does not ask again. The stream
@@ -28,6 +29,7 @@ from redis.exceptions import RedisError
 from worker.api.deps import app_settings, token_scope
 from worker.api.hub import ChangeHub, Start, Watcher
 from worker.api.job_tasks import PREFIX
+from worker.api.openapi import BEARER
 from worker.contract.changes import RESET, Change, entry_id_key
 from worker.contract.errors import ERROR_INVALID_PARAMETER, ERROR_WATCH_UNAVAILABLE
 from worker.contract.jobs import JOB_STATUSES
@@ -45,16 +47,11 @@ def watch_router(hub: ChangeHub) -> APIRouter:
         request: Request,
         job_id: str | None = Query(None, description="Only this Job and its JobTasks"),
         status: str | None = Query(None, description="Only objects now in this status"),
-        access_token: str | None = Query(None, description="The token, for clients that cannot send "
-                                            "headers (EventSource); prefer Authorization: Bearer"),
         last_event_id: str | None = Query(None, description="Resume after this event id, like the "
                                              "Last-Event-ID header"),
     ) -> StreamingResponse:
         settings = app_settings(request)
-        authorization = request.headers.get("authorization")
-        if access_token and not authorization:
-            authorization = f"Bearer {access_token}"
-        scope = token_scope(authorization, settings)
+        scope = token_scope(request.headers.get("authorization"), settings)
         if status is not None and status not in WATCHED_STATUSES:
             raise ERROR_INVALID_PARAMETER(key="status", reason=f"one of {', '.join(WATCHED_STATUSES)}")
         resume = request.headers.get("last-event-id") or last_event_id
@@ -84,6 +81,7 @@ def watch_router(hub: ChangeHub) -> APIRouter:
             401: {"description": "ERROR_AUTHENTICATE_FAILURE"},
             503: {"description": "ERROR_WATCH_UNAVAILABLE"},
         },
+        openapi_extra={"security": BEARER},
     )
     return router
 

@@ -8,7 +8,7 @@
     jobtask job list --domain DOMAIN [--status S] [--workspace-id W]
                      [--data-source-id D] [--query JSON] [--json]
     jobtask job stat --domain DOMAIN --query JSON [--json]
-    jobtask job cancel JOB_ID --domain DOMAIN [--reason TEXT] [--json]
+    jobtask job cancel JOB_ID --domain DOMAIN [--workspace-id W ...] [--reason TEXT] [--json]
 
 It connects with ``JOBTASK_MONGO_URL`` / ``JOBTASK_MONGO_DB`` and runs the
 same ``worker.read.reads`` functions as the HTTP API, scoped to ``--domain``, so a

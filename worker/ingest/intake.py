@@ -12,7 +12,12 @@ other message. Nothing on this path waits for the store.
 
 The one exception is the worker's own periodic task, ``job_task.sweep``
 (``CONTROL_TASKS``): it is no event, so Celery's own handler runs it as an
-ordinary task, acknowledged when it returns.
+ordinary task, acknowledged when it returns. Only a message of that name in
+the form Celery runs goes there (JSON, protocol 2's ``[args, kwargs,
+embed]``); one Celery would refuse and drop (pickle, any other content type,
+another body) goes to the buffer like any message and ends in the dead
+letters, and so does anything Celery's handler still refuses
+(``on_invalid_task``).
 
 Per message the main process only decodes the body (JSON, protocol 2 or 1)
 and reads the ``job_task_id`` and ``job_id`` by which the buffer groups it
@@ -44,11 +49,20 @@ CONTROL_TASKS = frozenset({"job_task.sweep"})
 
 
 def control_task(message) -> bool:
-    """Whether a message is one of the worker's own periodic tasks (protocol 2); never raises."""
+    """Whether a message is one of the worker's own periodic tasks, as Celery runs them; never raises.
+
+    Its name alone is not enough: Celery's handler refuses and drops a body it
+    may not decode (``accept_content`` is JSON only), so a message named like
+    one in any other form is left to the buffer, which dead-letters it.
+    """
     try:
-        return message.headers.get("task") in CONTROL_TASKS
-    except Exception:  # headers that are not a mapping: a message for the buffer to refuse
+        if message.headers.get("task") not in CONTROL_TASKS:
+            return False
+        body = loads(message.body, message.content_type, message.content_encoding, accept=ACCEPTED)
+    except Exception:  # headers that are not a mapping, or a body Celery would refuse
         return False
+    return (isinstance(body, (list, tuple)) and len(body) == 3
+            and isinstance(body[0], (list, tuple)) and isinstance(body[1], dict))
 
 
 def _refused(message, message_id: str, task_name: str | None, refusal: str) -> Held:
@@ -138,6 +152,12 @@ class Consumer(CeleryConsumer):
         """
         self.buffer.attach(hub.timer, self.task_consumer.channel)
         super().register_with_event_loop(hub)
+
+    def on_invalid_task(self, body, message, exc):
+        """Celery's handler refused a control task's message (a bad ``eta``, say): dead-letter it, never drop it."""
+        headers = message.headers if isinstance(message.headers, dict) else {}
+        self.buffer.add(_refused(message, str(headers.get("id") or message.delivery_tag), headers.get("task"),
+                                 f"refused by Celery: {exc!r}"))
 
     def on_decode_error(self, message, exc):
         """kombu could not even unpack the message (a bad compression header)."""

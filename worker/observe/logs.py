@@ -6,6 +6,11 @@ one JSON object: ``time`` (ISO 8601, UTC), ``level``, ``logger``,
 ``outcome``, ``reason``; ``size``, ``seconds`` ...) and ``exception`` when
 there is one. ``text`` (the default) keeps Celery's and uvicorn's formats,
 with the fields written into the message.
+
+uvicorn's access log writes each request's target; in either format the
+value of every query parameter the API does not read is written
+``[redacted]`` (``redact_access_log``), so a credential a client put in a URL
+(``?access_token=``, which the API does not take) never reaches the log.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
+from urllib.parse import unquote_plus
 
 from worker.contract.delivery import MESSAGE
 from worker.observe.report import MessageOutcome
@@ -23,6 +29,10 @@ BATCHES_LOGGER = "jobtask.batches"
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 # The API's loggers, which uvicorn configures before it imports the app.
 API_LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
+ACCESS_LOGGER = "uvicorn.access"
+# The query parameters the API reads (the watch stream's): their values are logged, any other's not.
+LOGGED_PARAMETERS = frozenset({"job_id", "status", "last_event_id"})
+REDACTED = "[redacted]"
 
 
 class JsonFormatter(logging.Formatter):
@@ -81,6 +91,38 @@ def use_format_for_api(log_format: str) -> None:
     json_until_configured(log_format)
     for name in API_LOGGERS:
         use_format(logging.getLogger(name), log_format)
+
+
+def redacted_target(target: str) -> str:
+    """A request's path and query, with ``[redacted]`` for the value of each parameter the API does not read."""
+    path, question, query = target.partition("?")
+    if not question:
+        return target
+    pairs = []
+    for pair in query.split("&"):
+        name, equals, _value = pair.partition("=")
+        if unquote_plus(name) in LOGGED_PARAMETERS:
+            pairs.append(pair)
+        else:  # a bare value may be a credential too
+            pairs.append(f"{name}={REDACTED}" if equals else REDACTED)
+    return f"{path}?{'&'.join(pairs)}"
+
+
+class RedactedQuery(logging.Filter):
+    """On uvicorn's access log, whose arguments are (client, method, target, HTTP version, status)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
+            record.args = (*args[:2], redacted_target(args[2]), *args[3:])
+        return True
+
+
+def redact_access_log() -> None:
+    """Redact the query of every line uvicorn's access log writes in this process (once)."""
+    logger = logging.getLogger(ACCESS_LOGGER)
+    if not any(isinstance(known, RedactedQuery) for known in logger.filters):
+        logger.addFilter(RedactedQuery())
 
 
 def log_outcome(outcome: MessageOutcome) -> None:

@@ -1,8 +1,8 @@
 // The operators' console: Jobs and JobTasks read from the API, kept current by its watch stream.
 //
 // Plain DOM, no framework, no build step. Every request goes to this origin with
-// `Authorization: Bearer <token>`; the token lives in sessionStorage and only the
-// watch stream carries it in a URL (EventSource cannot send headers). The view and
+// `Authorization: Bearer <token>`, the watch stream's too (read with fetch, not
+// EventSource); the token lives in sessionStorage and never in a URL. The view and
 // its filters live in the URL's hash, so Back, reload and links keep them. Rows are
 // keyed by id and patched cell by cell, so live updates keep focus and scroll.
 
@@ -489,8 +489,15 @@ async function loadDataSources() {
 
 const jobHref = (job) => `#/jobs/${encodeURIComponent(job.job_id)}`;
 
+/** A token limited to workspaces cancels only a Job of one of them (the API checks its tasks too). */
+function mayCancel(job) {
+  if (!canCancel() || job.status !== "IN_PROGRESS") return false;
+  const workspaces = session.scope.workspace_ids;
+  return !workspaces || (job.resource_group === "WORKSPACE" && workspaces.includes(job.workspace_id));
+}
+
 function cancelButton(job) {
-  if (!canCancel() || job.status !== "IN_PROGRESS") return null;
+  if (!mayCancel(job)) return null;
   return h("button", {
     type: "button", class: "button danger small", "data-testid": "cancel-job",
     "aria-label": `Cancel job ${job.job_id}`, onclick: () => cancelDialog.open(job),
@@ -935,10 +942,69 @@ function reloadActive() {
   if (session.token && active) active.load();
 }
 
+/**
+ * The parser of a text/event-stream, as the EventSource specification reads one: lines end with
+ * CR, LF or CRLF; `data:` lines join with LF; `event:` names the event (`message` when absent);
+ * `id:` sets the last event id, kept from event to event, when the event is dispatched (a frame
+ * with an id and no data sets it and dispatches nothing); `retry:` in digits sets the reconnect
+ * delay; a line starting with `:` is a comment. `push` takes decoded text in chunks of any size.
+ */
+function eventStream(dispatch) {
+  const stream = { lastEventId: "", retry: null };
+  let pending = "";
+  let data = [];
+  let type = "";
+  let idBuffer = "";
+  let first = true;
+
+  function field(line) {
+    if (line === "") {
+      stream.lastEventId = idBuffer;
+      if (data.length) dispatch({ type: type || "message", data: data.join("\n"), lastEventId: idBuffer });
+      data = [];
+      type = "";
+      return;
+    }
+    if (line.startsWith(":")) return;
+    const colon = line.indexOf(":");
+    const name = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (name === "data") data.push(value);
+    else if (name === "event") type = value;
+    else if (name === "id" && !value.includes("\0")) idBuffer = value;
+    else if (name === "retry" && /^\d+$/.test(value)) stream.retry = Number(value);
+  }
+
+  stream.push = (chunk) => {
+    let text = pending + chunk;
+    if (first && text) {
+      if (text.startsWith("\uFEFF")) text = text.slice(1);
+      first = false;
+    }
+    // A CR at the end may be the first half of a CRLF: wait for the next chunk to tell.
+    const held = text.endsWith("\r") ? "\r" : "";
+    const lines = (held ? text.slice(0, -1) : text).split(/\r\n|\r|\n/);
+    pending = lines.pop() + held;
+    for (const line of lines) field(line);
+  };
+  return stream;
+}
+
+/**
+ * The watch stream, read with fetch so that the token goes as `Authorization: Bearer` and never in a
+ * URL (EventSource cannot send headers; a URL ends up in proxies' and servers' logs). It behaves as
+ * an EventSource would: a dropped stream reconnects by itself after the server's `retry:`, sending
+ * `Last-Event-ID`, and the server replays what was missed or sends `reset` (reload what is shown).
+ * An HTTP error is looked into: a refused token signs out, a server without the stream is polled,
+ * anything else is retried, longer after each failure, with polling meanwhile.
+ */
 const live = {
-  source: null,
+  controller: null,
   epoch: 0,
   retry: 0,
+  retryMs: STREAM_RETRY_MS[1],
+  lastEventId: "",
   retryTimer: null,
   pollTimer: null,
   down: false,
@@ -950,11 +1016,12 @@ const live = {
 
   stop() {
     this.epoch += 1; // whatever an older connect() awaits now changes nothing
-    this.source?.close();
-    this.source = null;
+    this.controller?.abort();
+    this.controller = null;
     clearTimeout(this.retryTimer);
     this.stopPolling();
     this.down = false;
+    this.lastEventId = ""; // the next token's stream starts afresh
     this.state("off", "Offline");
   },
 
@@ -965,29 +1032,92 @@ const live = {
     $(".connection-text", node).textContent = text;
   },
 
-  /**
-   * Opens the stream once the server says it has one. The probe sends the token as
-   * a header; only the EventSource, which cannot, puts it in its URL, and only for a
-   * server that serves the stream (a 404 there would log the token for nothing).
-   */
+  /** One connection: open the stream, read it until it ends, then reconnect or find out why not. */
   async connect() {
     const epoch = this.epoch;
-    const status = await this.probe();
-    if (epoch !== this.epoch || !session.token) return;
-    if (status === 200) {
-      this.open();
+    const controller = new AbortController();
+    this.controller = controller;
+    const resumed = Boolean(this.lastEventId);
+    const headers = { Authorization: `Bearer ${session.token}`, Accept: "text/event-stream" };
+    if (resumed) headers["Last-Event-ID"] = this.lastEventId;
+    if (!this.down) this.state("connecting", "Connecting…");
+    let response;
+    try {
+      response = await fetch(`${API}/job-task/watch`, { headers, signal: controller.signal, cache: "no-store" });
+    } catch {
+      if (epoch === this.epoch) this.failed(0);
       return;
     }
+    if (epoch !== this.epoch) {
+      controller.abort();
+      return;
+    }
+    const type = response.headers.get("content-type") || "";
+    if (response.status !== 200 || !type.startsWith("text/event-stream") || !response.body) {
+      controller.abort();
+      await this.failed(response.status === 200 ? 0 : response.status);
+      return;
+    }
+    this.opened(resumed);
+    try {
+      await this.read(response.body, epoch);
+    } catch {
+      /* dropped mid-stream: reconnect below, as after its end */
+    }
+    if (epoch !== this.epoch) return;
+    this.down = true;
+    this.state("reconnecting", "Disconnected — reconnecting");
+    this.retryTimer = setTimeout(() => this.connect(), this.retryMs);
+  },
+
+  opened(resumed) {
+    this.retry = 0;
+    this.stopPolling();
+    this.state("live", "Live", "Rows change as the worker applies events.");
+    // Resumed from Last-Event-ID, the stream itself brings what was missed (or a reset);
+    // without an id to resume from, what is shown may be stale: reload it.
+    if (this.down && !resumed) reloadActive();
+    this.down = false;
+  },
+
+  /** Reads the stream's events into the page until it ends; each applied as it comes. */
+  async read(body, epoch) {
+    const stream = eventStream((event) => {
+      if (epoch !== this.epoch) return;
+      if (event.type === "reset") {
+        reloadActive();
+        loadDataSources();
+      } else if (event.type === "job_task" || event.type === "job") {
+        try { applyChange(event.type, JSON.parse(event.data)); } catch { /* a malformed event changes nothing */ }
+      }
+    });
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done || epoch !== this.epoch) break;
+        stream.push(decoder.decode(value, { stream: true }));
+        this.lastEventId = stream.lastEventId;
+        if (stream.retry !== null) this.retryMs = stream.retry;
+      }
+    } finally {
+      reader.releaseLock();
+    }
+  },
+
+  /** The stream did not open (`status` 0: the API was not reached): find out why, and what to do. */
+  async failed(status) {
+    const epoch = this.epoch;
     if (status === 401) {
-      // Refused as a header: the token is gone, unless the stream takes it only in its URL.
+      // Refused: the token is gone, unless the API refuses only the stream (then poll).
       try {
         await fetchScope(session.token);
       } catch (error) {
         if (epoch === this.epoch && error.status === 401) signOut(explain(error, "The live stream"));
         if (error.status === 401) return;
       }
-      if (epoch === this.epoch && session.token) this.open();
-      return;
+      if (epoch !== this.epoch) return;
     }
     this.down = true;
     this.startPolling();
@@ -1007,56 +1137,6 @@ const live = {
     const wait = STREAM_RETRY_MS[Math.min(this.retry, STREAM_RETRY_MS.length - 1)];
     this.retry += 1;
     return wait;
-  },
-
-  /** The watch endpoint's HTTP status (0: unreachable); the stream it opens is dropped at once. */
-  async probe() {
-    const controller = new AbortController();
-    try {
-      const response = await fetch(`${API}/job-task/watch`, {
-        headers: { Authorization: `Bearer ${session.token}`, Accept: "text/event-stream" },
-        signal: controller.signal, cache: "no-store",
-      });
-      return response.status;
-    } catch {
-      return 0;
-    } finally {
-      controller.abort();
-    }
-  },
-
-  open() {
-    const url = `${API}/job-task/watch?access_token=${encodeURIComponent(session.token)}`;
-    const source = new EventSource(url);
-    this.source = source;
-    this.state("connecting", "Connecting…");
-    source.onopen = () => {
-      this.retry = 0;
-      this.stopPolling();
-      this.state("live", "Live", "Rows change as the worker applies events.");
-      // The browser's own reconnects resume from Last-Event-ID (or get a reset); after
-      // a gap handled here the new EventSource has no id, so reload what is shown.
-      if (this.down) reloadActive();
-      this.down = false;
-    };
-    for (const kind of ["job_task", "job"]) {
-      source.addEventListener(kind, (event) => {
-        try { applyChange(kind, JSON.parse(event.data)); } catch { /* a malformed event changes nothing */ }
-      });
-    }
-    source.addEventListener("reset", () => { reloadActive(); loadDataSources(); });
-    source.onerror = () => {
-      if (source !== this.source) return;
-      this.down = true;
-      this.state("reconnecting", "Disconnected — reconnecting");
-      if (source.readyState === EventSource.CLOSED) {
-        // The browser gave up (an HTTP error, not a dropped connection): find out why.
-        source.close();
-        this.source = null;
-        this.startPolling();
-        this.retryTimer = setTimeout(() => this.connect(), this.backoff());
-      }
-    };
   },
 
   startPolling() {
