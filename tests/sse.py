@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from tests.readside import bearer, secret
+
 
 @dataclass
 class Event:
@@ -37,9 +39,9 @@ class Watching:
         self.params = dict(params or {})
         self.headers = {"Accept": "text/event-stream"}
         if token is not None and in_url:
-            self.params["access_token"] = token
+            self.params["access_token"] = secret(token)
         elif token is not None:
-            self.headers["Authorization"] = f"Bearer {token}"
+            self.headers.update(bearer(token))
         if last_event_id is not None:
             self.headers["Last-Event-ID"] = last_event_id
         self.events: queue.Queue[Event] = queue.Queue()

@@ -16,6 +16,9 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PERMISSIONS = ("read", "cancel")
+# A token is a secret that can be guessed only if it is short: 32 characters is 192 bits of
+# token_urlsafe, what ``make run``'s development token has.
+MIN_TOKEN_LENGTH = 32
 
 
 class TokenScope(BaseSettings):
@@ -128,6 +131,19 @@ class Settings(BaseSettings):
             return json.loads(value)
         except json.JSONDecodeError as exc:
             raise ValueError(f"not a JSON object of token -> scope ({exc.msg})") from None
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _tokens_long_enough(cls, value: dict[str, TokenScope]) -> dict[str, TokenScope]:
+        for position, token in enumerate(value, 1):
+            if len(token) < MIN_TOKEN_LENGTH:
+                # The token itself is a secret: say which one by its place and domain only.
+                raise ValueError(
+                    f"token {position} (domain {value[token].domain_id}) has {len(token)} characters, fewer "
+                    f"than the {MIN_TOKEN_LENGTH} a token needs; make one with "
+                    "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
+        return value
 
     @property
     def change_stream(self) -> str:

@@ -28,7 +28,7 @@ from tests.browser import (
 )
 from tests.console_data import EXPECTED, HISTORY_TASK, NEWEST_FIRST, OPS_TOKENS, RUNNING_JOB, drive_operations
 from tests.harness import Pipeline, wait_for
-from tests.readside import text
+from tests.readside import bearer, text
 
 pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=browser_missing() or "")
 
@@ -211,7 +211,7 @@ def serves_history(api) -> bool:
     request = urllib.request.Request(
         f"{api.url}/cost-analysis/v1/job-task/history", method="POST",
         data=json.dumps({"job_task_id": HISTORY_TASK}).encode(),
-        headers={"Authorization": "Bearer token-ops", "Content-Type": "application/json"})
+        headers={**bearer("token-ops"), "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=10):
             return True

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.readside import TOKENS, api_settings
+from tests.readside import TOKENS, api_settings, bearer
 from worker.contract import lifecycle, outcomes
 from worker.contract.acceptance import task_over_limit
 from worker.contract.delivery import Delivery
@@ -181,11 +181,11 @@ def test_api_serves_its_request_metrics_by_route_template(store_url, broker_url,
     mongo_db.job_tasks.insert_one({"job_task_id": "job-task-api1", "status": "SUCCESS",
                                    "domain_id": TOKENS[token]["domain_id"]})
     client = TestClient(create_app(api_settings(store_url, mongo_db.name, broker_url)))
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = bearer(token)
     for _ in range(3):
         assert client.post("/cost-analysis/v1/job-task/list", json={"query": {}}, headers=headers).status_code == 200
     assert client.post("/cost-analysis/v1/job-task/get", json={"job_task_id": "job-task-x1"},
-                       headers={"Authorization": "Bearer nope"}).status_code == 401
+                       headers=bearer("nope")).status_code == 401
     assert client.get("/no/such/path/123").status_code == 404
     assert client.get("/healthz").status_code == 200
 
