@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     api_tokens: Annotated[dict[str, TokenScope], NoDecode] = Field(default_factory=dict)
     query_time_limit_ms: int = Field(default=10_000, ge=1)
     max_page_size: int = Field(default=1_000, ge=1)
+    # Lists, stats and histories one token may have in progress at once (worker.api.slots); 4: the
+    # console opens its Jobs page with three at once (the jobs, two stats).
+    api_reads_per_token: int = Field(default=4, ge=1)
 
     # The change feed and the watch stream (GET .../job-task/watch). After each
     # batch the worker adds the JobTasks and Jobs it changed to a Redis stream

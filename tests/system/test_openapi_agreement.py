@@ -60,6 +60,9 @@ TOLERATED = [
     # Calculations nested at most 8 deep, a body at most 32 levels: depth bounds on recursive schemas.
     ("ERROR_INVALID_PARAMETER", r"key = aggregate\.project\.fields, reason = calculations nest too deep"),
     ("ERROR_INVALID_PARAMETER", r"reason = nested deeper than 32 levels"),
+    # A regular expression must also run in linear time (worker.read.patterns): a rule over the shape of
+    # the pattern, which the document states in words only.
+    ("ERROR_INVALID_PARAMETER", r"reason = the regular expressions? .* refused: "),
     # Lone surrogates (JSON can escape them, UTF-8 cannot carry them): JSON Schema has no word for them.
     ("ERROR_INVALID_PARAMETER", r"reason = text is not valid UTF-8"),
 ]

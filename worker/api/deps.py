@@ -23,12 +23,18 @@ from worker.settings import Settings
 MAX_BODY_BYTES = 1_000_000
 
 
-def token_scope(authorization: str | None, settings: Settings) -> Scope:
-    """The scope of a bearer token; 401 without a known token, 403 if it may read nothing."""
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header; 401 without one."""
     scheme, _, token = (authorization or "").strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise ERROR_AUTHENTICATE_FAILURE(message="send 'Authorization: Bearer <token>'")
+    return token
+
+
+def token_scope(authorization: str | None, settings: Settings) -> Scope:
+    """The scope of a bearer token; 401 without a known token, 403 if it may read nothing."""
+    token = bearer_token(authorization)
     found = None
     for known, scope in settings.api_tokens.items():
         # Compare with every token in constant time, so timing reveals nothing.
@@ -70,6 +76,11 @@ def caller_scope(request: Request) -> Scope:
     return token_scope(request.headers.get("authorization"), app_settings(request))
 
 
+def caller_token(request: Request) -> str:
+    """The caller's token itself, which the per-token limits count by (after ``caller_scope`` checked it)."""
+    return bearer_token(request.headers.get("authorization"))
+
+
 async def json_body(request: Request) -> Any:
     return parse_body(await request.body())
 
@@ -77,4 +88,5 @@ async def json_body(request: Request) -> Any:
 AppSettings = Annotated[Settings, Depends(app_settings)]
 AppConnections = Annotated[Connections, Depends(app_connections)]
 CallerScope = Annotated[Scope, Depends(caller_scope)]
+CallerToken = Annotated[str, Depends(caller_token)]
 JsonBody = Annotated[Any, Depends(json_body)]

@@ -33,6 +33,7 @@ HTTP_STATUS = {
     errors.INTERNAL: 500,
     errors.UNAVAILABLE: 503,
     errors.DEADLINE_EXCEEDED: 504,
+    errors.RESOURCE_EXHAUSTED: 429,
 }
 
 
@@ -42,7 +43,12 @@ def http_status(error: CodedError) -> int:
 
 def error_response(error: CodedError, status: int | None = None,
                    headers: Mapping[str, str] | None = None) -> JSONResponse:
-    """``{"detail": {"code": ..., "message": ...}}`` with the error's status (or ``status``)."""
+    """``{"detail": {"code": ..., "message": ...}}`` with the error's status (or ``status``).
+
+    An error that says when to come back (a limit's) carries ``Retry-After``.
+    """
+    if error.retry_after is not None:
+        headers = {**(headers or {}), "Retry-After": str(error.retry_after)}
     return JSONResponse({"detail": error.detail()}, status_code=status or http_status(error), headers=headers)
 
 

@@ -8,6 +8,9 @@ stream (``watch``, fed by ``hub``), ``/healthz`` (``health``), the console
 app's settings and clients); the reads and commands themselves are the
 read path's and ``worker.commands``', shared with the CLI.
 
+What one caller may take is limited: its token's lists, stats and histories
+in progress (``slots``, kept in the app's state).
+
 Errors leave as SpaceONE's REST layer gives them,
 ``{"detail": {"code": "ERROR_...", "message": "..."}}``, with the status of the
 error's category (``errors``); ``/openapi.json`` is generated from the request
@@ -27,6 +30,7 @@ from worker.api.hub import ChangeHub
 from worker.api.job_tasks import job_task_router
 from worker.api.jobs import job_router
 from worker.api.openapi import Documented, document
+from worker.api.slots import Slots
 from worker.api.watch import watch_router
 from worker.observe.http import add_metrics
 from worker.observe.logs import use_format_for_api
@@ -56,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.connections = connections
     app.state.change_hub = hub
+    app.state.read_slots = Slots("lists, stats or histories", settings.api_reads_per_token,
+                                 "JOBTASK_API_READS_PER_TOKEN")
     install_error_handlers(app)
     documented = Documented()
     app.include_router(job_task_router(documented))
