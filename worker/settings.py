@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     # Lists, stats and histories one token may have in progress at once (worker.api.slots); 4: the
     # console opens its Jobs page with three at once (the jobs, two stats).
     api_reads_per_token: int = Field(default=4, ge=1)
+    # Failed authentications one client address may make in a burst, and how many it earns back
+    # a minute (worker.api.auth_throttle).
+    api_auth_failures: int = Field(default=20, ge=1)
+    api_auth_failures_per_minute: float = Field(default=30.0, gt=0)
 
     # The change feed and the watch stream (GET .../job-task/watch). After each
     # batch the worker adds the JobTasks and Jobs it changed to a Redis stream
@@ -114,6 +118,9 @@ class Settings(BaseSettings):
     # keep an idle stream open.
     watch_backlog: int = Field(default=10_000, ge=100)
     watch_heartbeat: float = Field(default=15.0, gt=0)
+    # Watch streams open at once, per token and in all (each holds a connection and a queue).
+    watch_streams_per_token: int = Field(default=10, ge=1)
+    watch_streams: int = Field(default=500, ge=1)
 
     # Seeing it run (worker.observe): the worker's Prometheus endpoint (0 turns it
     # off; the API serves GET /metrics on its own port), Celery task events for

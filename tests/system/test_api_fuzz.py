@@ -99,7 +99,7 @@ def test_deeply_nested_and_huge_bodies(api):
         nested = {"a": nested}
     assert_coded(api.post("list", {"query": {"filter": [{"k": "options", "v": nested, "o": "eq"}]}}), "list", "nested")
     huge = json.dumps({"query": {"keyword": "x" * 2_000_000}})
-    assert api.error("list", huge)["code"] == "ERROR_INVALID_PARAMETER"
+    assert api.error("list", huge, status=413)["code"] == "ERROR_REQUEST_TOO_LARGE"
     assert_coded(api.post("list", '{"query": {"page": {"limit": 1' + "0" * 5000 + "}}}"), "list", "big int")
     assert_coded(api.post("list", '{"query": {"filter": [{"k": "created_count", "v": NaN, "o": "gt"}]}}'),
                  "list", "NaN")

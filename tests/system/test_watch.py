@@ -306,7 +306,8 @@ async def open_idle_watchers(url: str, count: int, token: str) -> list:
 def test_two_hundred_idle_watchers_cost_the_api_under_50_mib(private_pipeline):
     pipeline = private_pipeline
     port = free_port()
-    env = pipeline.env(JOBTASK_API_TOKENS=json.dumps(configured(WATCH_TOKENS)), JOBTASK_WATCH_HEARTBEAT="15")
+    env = pipeline.env(JOBTASK_API_TOKENS=json.dumps(configured(WATCH_TOKENS)), JOBTASK_WATCH_HEARTBEAT="15",
+                       JOBTASK_WATCH_STREAMS_PER_TOKEN="250")
     api = subprocess.Popen([sys.executable, "-m", "uvicorn", "worker.api:app", "--port", str(port),
                             "--log-level", "warning", "--timeout-graceful-shutdown", "1"],
                            cwd=ROOT, env=env, stdin=subprocess.DEVNULL)

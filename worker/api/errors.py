@@ -35,10 +35,12 @@ HTTP_STATUS = {
     errors.DEADLINE_EXCEEDED: 504,
     errors.RESOURCE_EXHAUSTED: 429,
 }
+# The codes HTTP has a status of their own for, whatever their category.
+HTTP_STATUS_OF_CODE = {errors.ERROR_REQUEST_TOO_LARGE.code: 413}
 
 
 def http_status(error: CodedError) -> int:
-    return HTTP_STATUS[error.category]
+    return HTTP_STATUS_OF_CODE.get(error.code) or HTTP_STATUS[error.category]
 
 
 def error_response(error: CodedError, status: int | None = None,

@@ -10,6 +10,9 @@ read path's and ``worker.commands``', shared with the CLI.
 
 What one caller may take is limited: its token's lists, stats and histories
 in progress (``slots``, kept in the app's state).
+Bodies are capped before they are read (``body_limit``), watch streams are
+counted per token and in all (``slots``), failed authentications are slowed
+per client address (``auth_throttle``).
 
 Errors leave as SpaceONE's REST layer gives them,
 ``{"detail": {"code": "ERROR_...", "message": "..."}}``, with the status of the
@@ -24,6 +27,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from worker.api import console, health, scope
+from worker.api.auth_throttle import AuthThrottle
+from worker.api.body_limit import BodyLimit
 from worker.api.connections import Connections
 from worker.api.errors import install_error_handlers
 from worker.api.hub import ChangeHub
@@ -62,6 +67,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.change_hub = hub
     app.state.read_slots = Slots("lists, stats or histories", settings.api_reads_per_token,
                                  "JOBTASK_API_READS_PER_TOKEN")
+    app.state.watch_slots = Slots("watch streams", settings.watch_streams_per_token, "JOBTASK_WATCH_STREAMS_PER_TOKEN",
+                                  total=settings.watch_streams, total_setting="JOBTASK_WATCH_STREAMS", retry_after=5)
+    app.state.auth_throttle = AuthThrottle(settings.api_auth_failures, settings.api_auth_failures_per_minute)
     install_error_handlers(app)
     documented = Documented()
     app.include_router(job_task_router(documented))
@@ -70,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(watch_router(hub))
     app.include_router(health.router)
     app.include_router(console.console_router())
+    app.add_middleware(BodyLimit)
     app.state.metrics = add_metrics(app, connections.db)
     app.openapi = lambda: document(app, [documented])  # type: ignore[method-assign]  # FastAPI's way to replace the document
     return app

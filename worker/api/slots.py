@@ -8,7 +8,10 @@ remembered, so memory is bounded by the configured tokens. The limits:
 - **reads**: a list, a stat or a history may scan much of a domain and the
   store runs each in a thread of its own, so a token holds at most
   ``JOBTASK_API_READS_PER_TOKEN`` (default 4: the console sends three at
-  once) such reads at once; a get, read by its id, takes none.
+  once) such reads at once; a get, read by its id, takes none;
+- **watch streams**: each holds a connection and a queue for as long as it
+  is open, so a token holds at most ``JOBTASK_WATCH_STREAMS_PER_TOKEN``
+  (default 10) and the API ``JOBTASK_WATCH_STREAMS`` (default 500) in all.
 """
 
 from __future__ import annotations

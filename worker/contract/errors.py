@@ -131,6 +131,9 @@ ERROR_TOO_MANY_REQUESTS = ErrorKind(
     "ERROR_TOO_MANY_REQUESTS", "Too many requests. (reason = {reason}) Retry after {retry_after} s.",
     RESOURCE_EXHAUSTED,
 )
+ERROR_REQUEST_TOO_LARGE = ErrorKind(
+    "ERROR_REQUEST_TOO_LARGE", "The request body is too large. (limit = {limit} bytes)", INVALID_ARGUMENT
+)
 ERROR_UNKNOWN = ErrorKind(
     "ERROR_UNKNOWN", "Internal error; it has been logged. (reference = {reference})", INTERNAL
 )
