@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     # a minute (worker.api.auth_throttle).
     api_auth_failures: int = Field(default=20, ge=1)
     api_auth_failures_per_minute: float = Field(default=30.0, gt=0)
+    # GET /metrics answers only to this bearer (unset: not served); /docs and /redoc are served
+    # only with api_docs (their pages load their scripts from a CDN).
+    api_metrics_token: str | None = Field(default=None, min_length=MIN_TOKEN_LENGTH)
+    api_docs: bool = False
 
     # The change feed and the watch stream (GET .../job-task/watch). After each
     # batch the worker adds the JobTasks and Jobs it changed to a Redis stream

@@ -13,6 +13,8 @@ in progress (``slots``, kept in the app's state).
 Bodies are capped before they are read (``body_limit``), watch streams are
 counted per token and in all (``slots``), failed authentications are slowed
 per client address (``auth_throttle``).
+Every answer carries security headers (``security_headers``); ``GET /metrics``
+answers only to ``JOBTASK_API_METRICS_TOKEN``, ``/docs`` only with ``JOBTASK_API_DOCS``.
 
 Errors leave as SpaceONE's REST layer gives them,
 ``{"detail": {"code": "ERROR_...", "message": "..."}}``, with the status of the
@@ -35,6 +37,7 @@ from worker.api.hub import ChangeHub
 from worker.api.job_tasks import job_task_router
 from worker.api.jobs import job_router
 from worker.api.openapi import Documented, document
+from worker.api.security_headers import SecurityHeaders
 from worker.api.slots import Slots
 from worker.api.watch import watch_router
 from worker.observe.http import add_metrics
@@ -57,6 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         lifespan=lifespan,
+        # FastAPI's documentation pages load their scripts from a CDN: off unless asked for.
+        docs_url="/docs" if settings.api_docs else None,
+        redoc_url="/redoc" if settings.api_docs else None,
         title="jobtask read API",
         version="1.0",
         description="SpaceONE cost-analysis JobTask and Job get / list / stat over the worker's store, "
@@ -79,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(console.console_router())
     app.add_middleware(BodyLimit)
-    app.state.metrics = add_metrics(app, connections.db)
+    app.state.metrics = add_metrics(app, connections.db, settings.api_metrics_token)
+    app.add_middleware(SecurityHeaders)
     app.openapi = lambda: document(app, [documented])  # type: ignore[method-assign]  # FastAPI's way to replace the document
     return app
