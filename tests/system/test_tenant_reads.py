@@ -17,6 +17,7 @@ import time
 from contextlib import ExitStack
 
 import pytest
+from pymongo import monitoring
 
 from tests.harness import Pipeline
 from tests.readside import ReadClient, TaskSpec, api_settings, at, drive, secret
@@ -140,3 +141,41 @@ def test_a_token_runs_its_expensive_reads_two_at_once_and_a_third_is_refused_at_
             release()
     assert api.post("list", {"query": {"count_only": True}}, token="token-heavy-a").status_code == 200
     assert slots.in_progress() == 0
+
+
+class ReadCommands(monitoring.CommandListener):
+    """The read commands a client sends while ``recording`` (pymongo's listeners stay registered for good)."""
+
+    READS = {"find", "aggregate", "count", "distinct"}
+
+    def __init__(self, database: str) -> None:
+        self.database, self.recording, self.seen = database, False, []
+
+    def started(self, event) -> None:
+        if self.recording and event.database_name == self.database and event.command_name in self.READS:
+            self.seen.append((event.command_name, event.command.get("maxTimeMS")))
+
+    def succeeded(self, event) -> None:
+        pass
+
+    def failed(self, event) -> None:
+        pass
+
+
+def test_every_read_the_api_sends_the_store_carries_its_time_limit(api):
+    listener = ReadCommands(api.settings.mongo_db)
+    monitoring.register(listener)  # before the client below is made: only clients made after hear it
+    fresh = ReadClient(api.settings)
+    try:
+        listener.recording = True
+        token = "token-plain-b"
+        fresh.ok("get", {"job_task_id": "job-task-p0"}, token)
+        fresh.ok("list", {"query": {"filter": [{"k": "job_task_id", "v": "^job-task-p", "o": "regex"}]}}, token)
+        fresh.ok("stat", {"query": {"aggregate": [{"count": {"name": "n"}}], "page": {"limit": 1}}}, token)
+        fresh.ok("stat", {"query": {"distinct": "status"}}, token)
+        fresh.ok("history", {"job_task_id": "job-task-p0"}, token)
+    finally:
+        listener.recording = False
+        fresh.close()
+    assert {name for name, _ in listener.seen} == {"find", "aggregate", "distinct"}
+    assert [limit for _, limit in listener.seen] == [api.settings.query_time_limit_ms] * len(listener.seen)
