@@ -14,6 +14,7 @@ import sys
 import httpx
 
 from tests.harness import ROOT, wait_for
+from tests.readside import bearer, secret
 from worker.dev.embedded import free_port
 
 DOMAIN = "domain-logs"
@@ -68,7 +69,8 @@ def test_api_json_lines(store_url, broker_url, tmp_path):
     port = free_port()
     log_path = tmp_path / "api.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "JOBTASK_LOG_FORMAT": "json", "JOBTASK_MONGO_URL": store_url,
-           "JOBTASK_BROKER_URL": broker_url, "JOBTASK_MONGO_DB": "logs_api"}
+           "JOBTASK_BROKER_URL": broker_url, "JOBTASK_MONGO_DB": "logs_api",
+           "JOBTASK_API_METRICS_TOKEN": secret("token-prometheus")}
     with open(log_path, "wb") as log:
         api = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "worker.api:app", "--host", "127.0.0.1", "--port", str(port)],
@@ -82,7 +84,8 @@ def test_api_json_lines(store_url, broker_url, tmp_path):
                 return False
 
         wait_for(healthy, timeout=60, interval=0.2)
-        assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics", headers=bearer("token-prometheus"),
+                         timeout=5).status_code == 200
         wait_for(lambda: "/metrics" in log_path.read_text(errors="replace"), timeout=30)  # its access line
     finally:
         api.terminate()
