@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from tests.readside import TOKENS, api_settings
+from tests.readside import TOKENS, api_settings, secret
 from worker.api import create_app
 from worker.dev.embedded import free_port
 
@@ -167,7 +167,7 @@ class Console:
         return self
 
     def sign_in(self, token: str) -> Console:
-        self.page.get_by_label("API token").fill(token)
+        self.page.get_by_label("API token").fill(secret(token))
         self.page.get_by_role("button", name="Sign in").click()
         return self
 

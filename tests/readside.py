@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from tests.harness import Pipeline
 from worker.api import create_app
 from worker.dev.embedded import EmbeddedStore
-from worker.settings import Settings, load_settings
+from worker.settings import MIN_TOKEN_LENGTH, Settings, load_settings
 
 SEED_DOMAIN = "domain-58010aa2e451"
 DOMAIN_A = "domain-a"
@@ -270,9 +270,33 @@ def drive(pipeline: Pipeline, specs: list[TaskSpec]) -> None:
     assert not missing, f"the worker did not store {missing}"
 
 
+def secret(name: str) -> str:
+    """The token a test calls ``name``: the name, padded to the length the API requires of every token.
+
+    Tests name their tokens ("token-a", "token-a-ws1"); what is configured and sent is this, so
+    that a test reads as the name and the API sees a token it accepts. A wrong token a test sends
+    ("nope") is padded alike and stays unknown.
+    """
+    return name.ljust(MIN_TOKEN_LENGTH, ".")
+
+
+def configured(tokens: dict) -> dict:
+    """``JOBTASK_API_TOKENS`` for tokens named as the tests name them (``secret``)."""
+    return {secret(name): scope for name, scope in tokens.items()}
+
+
+def bearer(name: str) -> dict[str, str]:
+    """The ``Authorization`` header of the token a test calls ``name``."""
+    return {"Authorization": f"Bearer {secret(name)}"}
+
+
 def api_settings(store_url: str, db_name: str, broker_url: str, **overrides) -> Settings:
-    values = dict(mongo_url=store_url, mongo_db=db_name, broker_url=broker_url, api_tokens=TOKENS)
+    values = dict(mongo_url=store_url, mongo_db=db_name, broker_url=broker_url, api_tokens=TOKENS,
+                  # The suite sends many unknown tokens on purpose (fuzzing, schemathesis' auth checks)
+                  # from one address; the tests of the throttle itself set it low.
+                  api_auth_failures=100_000)
     values.update(overrides)
+    values["api_tokens"] = configured(values["api_tokens"])
     return load_settings(**values)
 
 
@@ -288,7 +312,7 @@ class ReadClient:
     def post(self, method: str, body, token: str | None = "token-a", headers: dict | None = None):
         headers = dict(headers or {})
         if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
+            headers.update(bearer(token))
         content = body if isinstance(body, (bytes, str)) else json.dumps(body)
         return self.http.post(
             f"{self.prefix}/{method}",

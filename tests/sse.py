@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from tests.readside import bearer
+
 
 @dataclass
 class Event:
@@ -37,7 +39,7 @@ class Watching:
         self.params = dict(params or {})
         self.headers = {"Accept": "text/event-stream"}
         if token is not None:
-            self.headers["Authorization"] = f"Bearer {token}"
+            self.headers.update(bearer(token))
         if last_event_id is not None:
             self.headers["Last-Event-ID"] = last_event_id
         self.events: queue.Queue[Event] = queue.Queue()

@@ -16,6 +16,9 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PERMISSIONS = ("read", "cancel")
+# A token is a secret that can be guessed only if it is short: 32 characters is 192 bits of
+# token_urlsafe, what ``make run``'s development token has.
+MIN_TOKEN_LENGTH = 32
 
 
 class TokenScope(BaseSettings):
@@ -99,6 +102,17 @@ class Settings(BaseSettings):
     api_tokens: Annotated[dict[str, TokenScope], NoDecode] = Field(default_factory=dict)
     query_time_limit_ms: int = Field(default=10_000, ge=1)
     max_page_size: int = Field(default=1_000, ge=1)
+    # Lists, stats and histories one token may have in progress at once (worker.api.slots); 4: the
+    # console opens its Jobs page with three at once (the jobs, two stats).
+    api_reads_per_token: int = Field(default=4, ge=1)
+    # Failed authentications one client address may make in a burst, and how many it earns back
+    # a minute (worker.api.auth_throttle).
+    api_auth_failures: int = Field(default=20, ge=1)
+    api_auth_failures_per_minute: float = Field(default=30.0, gt=0)
+    # GET /metrics answers only to this bearer (unset: not served); /docs and /redoc are served
+    # only with api_docs (their pages load their scripts from a CDN).
+    api_metrics_token: str | None = Field(default=None, min_length=MIN_TOKEN_LENGTH)
+    api_docs: bool = False
 
     # The change feed and the watch stream (GET .../job-task/watch). After each
     # batch the worker adds the JobTasks and Jobs it changed to a Redis stream
@@ -108,6 +122,9 @@ class Settings(BaseSettings):
     # keep an idle stream open.
     watch_backlog: int = Field(default=10_000, ge=100)
     watch_heartbeat: float = Field(default=15.0, gt=0)
+    # Watch streams open at once, per token and in all (each holds a connection and a queue).
+    watch_streams_per_token: int = Field(default=10, ge=1)
+    watch_streams: int = Field(default=500, ge=1)
 
     # Seeing it run (worker.observe): the worker's Prometheus endpoint (0 turns it
     # off; the API serves GET /metrics on its own port), Celery task events for
@@ -128,6 +145,19 @@ class Settings(BaseSettings):
             return json.loads(value)
         except json.JSONDecodeError as exc:
             raise ValueError(f"not a JSON object of token -> scope ({exc.msg})") from None
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _tokens_long_enough(cls, value: dict[str, TokenScope]) -> dict[str, TokenScope]:
+        for position, token in enumerate(value, 1):
+            if len(token) < MIN_TOKEN_LENGTH:
+                # The token itself is a secret: say which one by its place and domain only.
+                raise ValueError(
+                    f"token {position} (domain {value[token].domain_id}) has {len(token)} characters, fewer "
+                    f"than the {MIN_TOKEN_LENGTH} a token needs; make one with "
+                    "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
+        return value
 
     @property
     def change_stream(self) -> str:

@@ -27,7 +27,7 @@ from tests.browser import (  # noqa: F401 - fixtures
     open_console,
     serving,
 )
-from tests.readside import SEED_GET, SEED_SECOND, api_settings, text, worker_dataset
+from tests.readside import SEED_GET, SEED_SECOND, api_settings, secret, text, worker_dataset
 from worker.api import create_app
 from worker.api.console import console_files
 from worker.dev.embedded import free_port
@@ -92,7 +92,7 @@ def test_a_token_signs_in_and_the_seeds_two_tasks_show(console):
     assert console.task_row(SEED_SECOND["job_task_id"]).locator("[data-field=created_count]").inner_text() == "5,756"
     assert console.page.locator("#view-tasks").get_by_test_id("range").inner_text() == "1–2 of 2"
     # The token stays in the tab's storage; no URL carries it, the watch stream's neither.
-    assert console.page.evaluate("() => sessionStorage.getItem('jobtask.console.token')") == "token-seed"
+    assert console.page.evaluate("() => sessionStorage.getItem('jobtask.console.token')") == secret("token-seed")
     leaked = [url for url in console.requests if "token-seed" in url]
     assert not leaked and "token-seed" not in console.page.url
     assert not console.errors
@@ -255,7 +255,7 @@ def test_at_390_pixels_the_page_never_scrolls_sideways(browser, console_api):
 def test_the_token_form_and_the_rows_are_reachable_with_tab_and_enter(console):
     console.open("#/tasks")
     console.tab_to("#token")
-    console.page.keyboard.type("token-seed")
+    console.page.keyboard.type(secret("token-seed"))
     console.page.keyboard.press("Enter")
     console.signed_in()
     console.tasks().first.wait_for()

@@ -28,7 +28,7 @@ from tests.browser import (
 )
 from tests.console_data import EXPECTED, HISTORY_TASK, NEWEST_FIRST, OPS_TOKENS, RUNNING_JOB, drive_operations
 from tests.harness import Pipeline, wait_for
-from tests.readside import text
+from tests.readside import bearer, secret, text
 from worker.contract.changes import is_entry_id, reset_entry
 
 pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=browser_missing() or "")
@@ -212,7 +212,7 @@ def serves_history(api) -> bool:
     request = urllib.request.Request(
         f"{api.url}/cost-analysis/v1/job-task/history", method="POST",
         data=json.dumps({"job_task_id": HISTORY_TASK}).encode(),
-        headers={"Authorization": "Bearer token-ops", "Content-Type": "application/json"})
+        headers={**bearer("token-ops"), "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=10):
             return True
@@ -360,7 +360,7 @@ def test_the_stream_carries_the_token_in_a_header_never_in_a_url(browser, datase
 
         opened = [response.request.all_headers() for response in streams if response.status == 200]
         assert len(opened) >= 2, "the first stream and the one after the drop"
-        assert all(headers["authorization"] == "Bearer token-live-read" for headers in opened)
+        assert all(headers["authorization"] == f"Bearer {secret('token-live-read')}" for headers in opened)
         assert "last-event-id" not in opened[0]
         assert is_entry_id(opened[-1]["last-event-id"]), opened[-1]
         assert any("/job-task/watch" in url for url in console.requests)

@@ -34,9 +34,12 @@ from tests.readside import (
     TaskSpec,
     api_settings,
     at,
+    bearer,
     cli_runner,
+    configured,
     drive,
     operator_specs,
+    secret,
     seed_specs,
     text,
 )
@@ -291,7 +294,7 @@ def test_job_task_list_by_job_id_agrees_with_job_get(jobs, tasks, token, job_id)
 
 def test_auth_scope_returns_the_tokens_scope(jobs):
     def scope(token):
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = bearer(token) if token else {}
         return jobs.http.get("/cost-analysis/v1/auth/scope", headers=headers)
 
     assert scope("token-a").json() == {"domain_id": DOMAIN_A, "workspace_ids": None, "permissions": ["read"]}
@@ -303,10 +306,11 @@ def test_auth_scope_returns_the_tokens_scope(jobs):
 
 def test_permissions_are_validated_in_the_settings():
     def tokens(permissions):
-        return load_settings(api_tokens={"t": {"domain_id": "d", "permissions": permissions}})
+        return load_settings(api_tokens={secret("t"): {"domain_id": "d", "permissions": permissions}})
 
-    assert tokens(["cancel", "read"]).api_tokens["t"].permissions == ["read", "cancel"]
-    assert load_settings(api_tokens={"t": {"domain_id": "d"}}).api_tokens["t"].permissions == ["read"]
+    assert tokens(["cancel", "read"]).api_tokens[secret("t")].permissions == ["read", "cancel"]
+    default = load_settings(api_tokens=configured({"t": {"domain_id": "d"}}))
+    assert default.api_tokens[secret("t")].permissions == ["read"]
     for bad in (["read", "write"], ["cancel"], "read"):
         with pytest.raises(SettingsError, match="JOBTASK_API_TOKENS"):
             tokens(bad)
@@ -330,7 +334,7 @@ def test_openapi_lists_the_job_paths(jobs):
 
 
 def cancel(jobs: ReadClient, body: dict, token: str):
-    return jobs.http.post(f"{JOB_PATH}/cancel", json=body, headers={"Authorization": f"Bearer {token}"})
+    return jobs.http.post(f"{JOB_PATH}/cancel", json=body, headers=bearer(token))
 
 
 def test_cancel_needs_the_cancel_permission(jobs, dataset):

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.harness import ROOT, wait_for
+from tests.readside import bearer, secret
 from worker.dev.embedded import free_port
 
 DOMAIN = "domain-logs"
@@ -96,8 +97,9 @@ def api_process(store_url: str, broker_url: str, log_path: Path, **env: str) -> 
 
 def test_api_json_lines(store_url, broker_url, tmp_path):
     log_path = tmp_path / "api.log"
-    with api_process(store_url, broker_url, log_path, JOBTASK_LOG_FORMAT="json") as url:
-        assert httpx.get(f"{url}/metrics", timeout=5).status_code == 200
+    with api_process(store_url, broker_url, log_path, JOBTASK_LOG_FORMAT="json",
+                     JOBTASK_API_METRICS_TOKEN=secret("token-prometheus")) as url:
+        assert httpx.get(f"{url}/metrics", headers=bearer("token-prometheus"), timeout=5).status_code == 200
         wait_for(lambda: "/metrics" in log_path.read_text(errors="replace"), timeout=30)  # its access line
     lines = json_lines(log_path.read_text())
     assert any(line["logger"] == "uvicorn.access" and "/healthz" in line["message"] for line in lines)
@@ -110,7 +112,7 @@ def test_api_json_lines(store_url, broker_url, tmp_path):
 def test_a_token_in_a_url_never_reaches_the_access_log(store_url, broker_url, tmp_path, log_format):
     log_path = tmp_path / "api.log"
     guess = "guess-4f1c9a7e2b"
-    tokens = json.dumps({"a-real-token-of-the-logs-test": {"domain_id": DOMAIN}})
+    tokens = json.dumps({secret("a-real-token-of-the-logs-test"): {"domain_id": DOMAIN}})
     with api_process(store_url, broker_url, log_path, JOBTASK_LOG_FORMAT=log_format,
                      JOBTASK_API_TOKENS=tokens) as url:
         watch = httpx.get(f"{url}/cost-analysis/v1/job-task/watch?job_id=job-7&access_token={guess}", timeout=10)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.readside import TOKENS, api_settings
+from tests.readside import TOKENS, api_settings, bearer, secret
 from worker.contract import lifecycle, outcomes
 from worker.contract.acceptance import task_over_limit
 from worker.contract.delivery import Delivery
@@ -22,6 +22,7 @@ from worker.contract.events import parse_event
 from worker.dev.embedded import free_port
 from worker.observe import gauges
 from worker.observe.report import message_outcome
+from worker.settings import SettingsError, load_settings
 from worker.store.collections import JOB_TASKS
 
 DOMAIN = "domain-metrics"
@@ -180,16 +181,17 @@ def test_api_serves_its_request_metrics_by_route_template(store_url, broker_url,
     token = next(iter(TOKENS))
     mongo_db.job_tasks.insert_one({"job_task_id": "job-task-api1", "status": "SUCCESS",
                                    "domain_id": TOKENS[token]["domain_id"]})
-    client = TestClient(create_app(api_settings(store_url, mongo_db.name, broker_url)))
-    headers = {"Authorization": f"Bearer {token}"}
+    client = TestClient(create_app(api_settings(store_url, mongo_db.name, broker_url,
+                                                api_metrics_token=secret("token-prometheus"))))
+    headers = bearer(token)
     for _ in range(3):
         assert client.post("/cost-analysis/v1/job-task/list", json={"query": {}}, headers=headers).status_code == 200
     assert client.post("/cost-analysis/v1/job-task/get", json={"job_task_id": "job-task-x1"},
-                       headers={"Authorization": "Bearer nope"}).status_code == 401
+                       headers=bearer("nope")).status_code == 401
     assert client.get("/no/such/path/123").status_code == 404
     assert client.get("/healthz").status_code == 200
 
-    response = client.get("/metrics")
+    response = client.get("/metrics", headers=bearer("token-prometheus"))
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     found = samples(response.text)
     requests = {(labels["path"], labels["code"]): value for labels, value in found["jobtask_http_requests_total"]}
@@ -202,6 +204,21 @@ def test_api_serves_its_request_metrics_by_route_template(store_url, broker_url,
     assert total(found, "jobtask_tasks", status="SUCCESS") == 1
     assert "jobtask_jobs" in found and "process_resident_memory_bytes" in found
     assert "/metrics" not in client.get("/openapi.json").json()["paths"]
+    # Counts across every tenant: only the metrics' own token reads them, never a tenant's.
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers=headers).status_code == 401
+
+
+def test_without_a_metrics_token_the_api_serves_no_metrics(store_url, broker_url, mongo_db):
+    from fastapi.testclient import TestClient
+
+    from worker.api import create_app
+
+    client = TestClient(create_app(api_settings(store_url, mongo_db.name, broker_url)))
+    assert client.get("/metrics", headers=bearer("token-a")).status_code == 404
+    assert client.get("/healthz").status_code == 200
+    with pytest.raises(SettingsError, match="JOBTASK_API_METRICS_TOKEN"):
+        load_settings(api_metrics_token="a-short-one")
 
 
 @pytest.mark.parametrize("outcome, label", [

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.readside import ReadClient, api_settings
+from tests.readside import ReadClient, api_settings, bearer
 from worker.cli import jobtask as cli
 from worker.contract.errors import CodedError
 from worker.read.language import FILTER_OPERATORS, GROUP_OPERATORS, PROJECT_OPERATORS
@@ -168,7 +168,7 @@ def test_a_second_resources_routes_read_its_collection_with_the_same_errors(stor
     try:
         def post(method, body, token="token-a"):
             return client.http.post(f"/cost-analysis/v1/job/{method}", json=body,
-                                    headers={"Authorization": f"Bearer {token}"})
+                                    headers=bearer(token))
 
         assert post("list", {"query": {}}).json() == {"results": [], "total_count": 0}
         assert post("stat", {"query": {"distinct": "status"}}).json() == {"results": []}

@@ -77,6 +77,28 @@ def test_group_by_date_formats(api):
     assert grouped("month") == {1: 1, 2: 3, 3: 3}
     assert grouped("day") == {31: 1, 15: 1, 20: 2, 1: 2, 2: 1}
     assert grouped("%Y-%m") == {"2024-01": 1, "2024-02": 3, "2024-03": 3}
+    assert grouped("%Y-%m-%d %H:%M, week %V") == {
+        "2024-01-31 23:30, week 05": 1, "2024-02-15 08:00, week 07": 1, "2024-02-20 08:00, week 08": 2,
+        "2024-03-01 10:00, week 09": 1, "2024-03-01 11:00, week 09": 1, "2024-03-02 09:00, week 09": 1}
+
+
+@pytest.mark.parametrize("date_format", ["$domain_id", "$$NOW", "%Y$status", "%a", "%", "%Y<%m>", "x" * 65])
+def test_a_date_format_is_the_stores_specifiers_and_plain_characters_only(api, date_format):
+    # The format reaches the store as it is: never a field path or a variable, nothing it would refuse.
+    response = api.post("stat", {"query": {"aggregate": [{"group": {
+        "keys": [{"key": "created_at", "name": "period", "date_format": date_format}],
+        "fields": [{"operator": "count", "name": "n"}]}}]}})
+    assert response.status_code == 400, response.text
+    detail = response.json()["detail"]
+    assert detail["code"] == "ERROR_INVALID_PARAMETER" and "key = aggregate.group.keys.date_format" in detail["message"]
+    assert "%b %d %j" in detail["message"]
+
+
+def test_a_query_the_store_refuses_is_told_without_the_deployments_names(api):
+    detail = api.error("stat", {"query": {"aggregate": [{"group": {
+        "keys": [{"key": "options.month", "name": "year", "date_format": "year"}]}}]}})
+    assert detail["code"] == "ERROR_DB_QUERY" and "can't convert from BSON type string to Date" in detail["message"]
+    assert api.settings.mongo_db not in detail["message"] and "job_tasks" not in detail["message"]
 
 
 def test_unwind_count_match_limit_skip(api):

@@ -20,7 +20,7 @@ import pytest
 
 from tests.browser import serving
 from tests.harness import ROOT, wait_for
-from tests.readside import TOKENS, api_settings
+from tests.readside import TOKENS, api_settings, bearer, configured
 from tests.sse import Watching, of_task
 from worker.api import create_app
 from worker.api.hub import WATCH_CLIENT
@@ -61,7 +61,7 @@ def created(pipeline, job_task_id, domain="domain-a", workspace="ws-1", job="job
 
 def get(base_url: str, job_task_id: str, token: str = "token-a") -> dict:
     answer = httpx.post(f"{base_url}/cost-analysis/v1/job-task/get", json={"job_task_id": job_task_id},
-                        headers={"Authorization": f"Bearer {token}"})
+                        headers=bearer(token))
     return answer.json()
 
 
@@ -146,7 +146,7 @@ def test_filters_narrow_what_arrives(pipeline, api):
         for event in by_status.drain(0.5):
             assert event.object["status"] == "SUCCESS"
     bad = httpx.get(f"{api.url}/cost-analysis/v1/job-task/watch", params={"status": "DONE"},
-                    headers={"Authorization": "Bearer token-a"})
+                    headers=bearer("token-a"))
     assert bad.status_code == 400 and bad.json()["detail"]["code"] == "ERROR_INVALID_PARAMETER"
 
 
@@ -224,7 +224,7 @@ def test_the_watch_needs_a_token_and_a_broker(pipeline, api):
     settings = watch_settings(pipeline, broker_url=f"redis://127.0.0.1:{free_port()}/0")
     with serving(create_app(settings)) as cut_off:
         answer = httpx.get(f"{cut_off.url}/cost-analysis/v1/job-task/watch",
-                           headers={"Authorization": "Bearer token-a"}, timeout=30)
+                           headers=bearer("token-a"), timeout=30)
         assert answer.status_code == 503
         assert answer.json()["detail"]["code"] == "ERROR_WATCH_UNAVAILABLE"
     document = httpx.get(f"{api.url}/openapi.json").json()
@@ -298,7 +298,7 @@ async def open_idle_watchers(url: str, count: int, token: str) -> list:
     client = httpx.AsyncClient(timeout=httpx.Timeout(30.0), limits=httpx.Limits(max_connections=count + 10))
     streams = []
     for _ in range(count):
-        context = client.stream("GET", url, headers={"Authorization": f"Bearer {token}"})
+        context = client.stream("GET", url, headers=bearer(token))
         response = await context.__aenter__()
         assert response.status_code == 200
         lines = response.aiter_lines()
@@ -311,7 +311,8 @@ async def open_idle_watchers(url: str, count: int, token: str) -> list:
 def test_two_hundred_idle_watchers_cost_the_api_under_50_mib(private_pipeline):
     pipeline = private_pipeline
     port = free_port()
-    env = pipeline.env(JOBTASK_API_TOKENS=json.dumps(WATCH_TOKENS), JOBTASK_WATCH_HEARTBEAT="15")
+    env = pipeline.env(JOBTASK_API_TOKENS=json.dumps(configured(WATCH_TOKENS)), JOBTASK_WATCH_HEARTBEAT="15",
+                       JOBTASK_WATCH_STREAMS_PER_TOKEN="250")
     api = subprocess.Popen([sys.executable, "-m", "uvicorn", "worker.api:app", "--port", str(port),
                             "--log-level", "warning", "--timeout-graceful-shutdown", "1"],
                            cwd=ROOT, env=env, stdin=subprocess.DEVNULL)

@@ -26,6 +26,8 @@ COMMON_ERRORS = {
     "400": "Invalid request (SpaceONE code)",
     "401": "ERROR_AUTHENTICATE_FAILURE",
     "403": "ERROR_PERMISSION_DENIED",
+    "413": "ERROR_REQUEST_TOO_LARGE",
+    "429": "ERROR_TOO_MANY_REQUESTS: the caller is at one of its limits; Retry-After says when to try again",
     "503": "ERROR_DB_UNAVAILABLE",
 }
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]

@@ -1,7 +1,8 @@
 """``POST {prefix}/get|list|stat`` for one ``Resource``: the three reads on a router, written once.
 
 The reads are ``worker.read.reads``' (shared with the CLI and the tests):
-the caller's scope from its token, the body as JSON, the read in a thread.
+the caller's scope from its token, the body as JSON, the read in a thread,
+a list or stat within its token's read slots (``slots``).
 Each router of a resource (``job_tasks``, ``jobs``) adds them with
 ``add_reads``; a new resource is served the same way.
 """
@@ -9,15 +10,17 @@ Each router of a resource (``job_tasks``, ``jobs``) adds them with
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from worker.api.deps import AppConnections, AppSettings, CallerScope, JsonBody
+from worker.api.deps import AppConnections, AppSettings, CallerScope, CallerToken, JsonBody
 from worker.api.models import response_models
 from worker.api.openapi import Documented
+from worker.api.slots import Slots
 from worker.read.models import request_models
 from worker.read.reads import get_item, list_items, stat_items
 from worker.read.resource import Resource
@@ -25,12 +28,18 @@ from worker.read.resource import Resource
 READ_ERRORS = {"404": "ERROR_NOT_FOUND", "504": "ERROR_QUERY_TIMEOUT"}
 
 
-def endpoint(read: Callable[..., dict[str, Any]]) -> Callable:
-    """A route that runs ``read(db, scope, body, settings)`` in a thread and answers its dict."""
+def endpoint(read: Callable[..., dict[str, Any]], expensive: bool = True) -> Callable:
+    """A route that runs ``read(db, scope, body, settings)`` in a thread and answers its dict.
 
-    async def route(scope: CallerScope, body: JsonBody, settings: AppSettings,
-                    connections: AppConnections) -> JSONResponse:
-        return JSONResponse(await run_in_threadpool(read, connections.db(), scope, body, settings))
+    An ``expensive`` read (one that may scan: list, stat, history) holds one of
+    its token's read slots while it runs (``worker.api.slots``).
+    """
+
+    async def route(request: Request, scope: CallerScope, token: CallerToken, body: JsonBody,
+                    settings: AppSettings, connections: AppConnections) -> JSONResponse:
+        slots: Slots = request.app.state.read_slots
+        with slots.held(token) if expensive else nullcontext():
+            return JSONResponse(await run_in_threadpool(read, connections.db(), scope, body, settings))
 
     return route
 
@@ -47,7 +56,8 @@ def add_reads(router: APIRouter, resource: Resource, documented: Documented) -> 
     for method, read, request_model, response_model, summary in routes:
         router.add_api_route(
             f"/{method}",
-            endpoint(lambda db, scope, body, settings, read=read: read(resource, db, scope, body, settings)),
+            endpoint(lambda db, scope, body, settings, read=read: read(resource, db, scope, body, settings),
+                     expensive=method != "get"),
             methods=["POST"], name=f"{name}_{method}", summary=summary,
             openapi_extra=documented.post(request_model, response_model, READ_ERRORS),
         )

@@ -15,21 +15,25 @@ that is no longer held: reload what you show. A reset carries the id to
 resume from, so the browser's next reconnect does not ask again. The stream
 starts with that id too, and sends a comment every
 ``JOBTASK_WATCH_HEARTBEAT`` seconds so proxies keep an idle one open.
+A token keeps at most ``JOBTASK_WATCH_STREAMS_PER_TOKEN`` streams open, the
+API ``JOBTASK_WATCH_STREAMS`` in all (``slots``); one more is a 429.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
+from starlette.background import BackgroundTask
 
-from worker.api.deps import app_settings, token_scope
+from worker.api.deps import app_settings, authenticate, bearer_token
 from worker.api.hub import ChangeHub, Start, Watcher
 from worker.api.job_tasks import PREFIX
 from worker.api.openapi import BEARER
+from worker.api.slots import Slots
 from worker.contract.changes import RESET, Change, entry_id_key
 from worker.contract.errors import ERROR_INVALID_PARAMETER, ERROR_WATCH_UNAVAILABLE
 from worker.contract.jobs import JOB_STATUSES
@@ -51,21 +55,26 @@ def watch_router(hub: ChangeHub) -> APIRouter:
                                              "Last-Event-ID header"),
     ) -> StreamingResponse:
         settings = app_settings(request)
-        scope = token_scope(request.headers.get("authorization"), settings)
+        authorization = request.headers.get("authorization")
+        scope = authenticate(request, authorization)
         if status is not None and status not in WATCHED_STATUSES:
             raise ERROR_INVALID_PARAMETER(key="status", reason=f"one of {', '.join(WATCHED_STATUSES)}")
         resume = request.headers.get("last-event-id") or last_event_id
         watcher = Watcher(scope, job_id or None, status)
         if not settings.broker_url:
             raise ERROR_WATCH_UNAVAILABLE(reason="JOBTASK_BROKER_URL is not set")
+        slots: Slots = request.app.state.watch_slots
+        release = slots.acquire(bearer_token(authorization))  # given back when the stream ends, however
         try:
             start = await hub.register(watcher, resume.strip() if resume else None)
         except (RedisError, OSError) as exc:
+            release()
             raise ERROR_WATCH_UNAVAILABLE(reason=type(exc).__name__) from None
         return StreamingResponse(
-            _events(hub, watcher, start, settings.watch_heartbeat),
+            _events(hub, watcher, start, settings.watch_heartbeat, release),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            background=BackgroundTask(release),  # also when the client left before the stream began
         )
 
     router.add_api_route(
@@ -79,6 +88,8 @@ def watch_router(hub: ChangeHub) -> APIRouter:
             200: {"description": "An endless text/event-stream: events job_task, job and reset",
                   "content": {"text/event-stream": {"schema": {"type": "string"}}}},
             401: {"description": "ERROR_AUTHENTICATE_FAILURE"},
+            429: {"description": "ERROR_TOO_MANY_REQUESTS: the token's or the API's streams are at their "
+                                 "limit (JOBTASK_WATCH_STREAMS_PER_TOKEN, JOBTASK_WATCH_STREAMS)"},
             503: {"description": "ERROR_WATCH_UNAVAILABLE"},
         },
         openapi_extra={"security": BEARER},
@@ -86,7 +97,8 @@ def watch_router(hub: ChangeHub) -> APIRouter:
     return router
 
 
-async def _events(hub: ChangeHub, watcher: Watcher, start: Start, heartbeat: float) -> AsyncIterator[str]:
+async def _events(hub: ChangeHub, watcher: Watcher, start: Start, heartbeat: float,
+                  release: Callable[[], None]) -> AsyncIterator[str]:
     """The event stream of one watcher, until the client goes or the API stops."""
     try:
         yield f"retry: {RETRY_MS}\n"
@@ -117,6 +129,7 @@ async def _events(hub: ChangeHub, watcher: Watcher, start: Start, heartbeat: flo
             yield _event(change)
     finally:
         hub.unregister(watcher)
+        release()
 
 
 def _event(change: Change) -> str:

@@ -24,6 +24,7 @@ NOT_FOUND = "not_found"
 FAILED_PRECONDITION = "failed_precondition"
 UNAVAILABLE = "unavailable"
 DEADLINE_EXCEEDED = "deadline_exceeded"
+RESOURCE_EXHAUSTED = "resource_exhausted"
 INTERNAL = "internal"
 
 
@@ -41,16 +42,18 @@ class ErrorKind:
         except (KeyError, IndexError):
             # A caller that forgot a field still gets the code, never a crash.
             message = self.template
-        return CodedError(self, message)
+        return CodedError(self, message, fields.get("retry_after"))
 
 
 class CodedError(Exception):
     """A coded error the faces turn into a response; never a stack trace."""
 
-    def __init__(self, kind: ErrorKind, message: str):
+    def __init__(self, kind: ErrorKind, message: str, retry_after: int | None = None):
         super().__init__(message)
         self.kind = kind
         self.message = message
+        # Seconds after which the same request may succeed (a limit's, RESOURCE_EXHAUSTED).
+        self.retry_after = retry_after
 
     @property
     def code(self) -> str:
@@ -123,6 +126,13 @@ ERROR_DB_UNAVAILABLE = ErrorKind(
 )
 ERROR_WATCH_UNAVAILABLE = ErrorKind(
     "ERROR_WATCH_UNAVAILABLE", "The change stream on the broker cannot be reached. (reason = {reason})", UNAVAILABLE
+)
+ERROR_TOO_MANY_REQUESTS = ErrorKind(
+    "ERROR_TOO_MANY_REQUESTS", "Too many requests. (reason = {reason}) Retry after {retry_after} s.",
+    RESOURCE_EXHAUSTED,
+)
+ERROR_REQUEST_TOO_LARGE = ErrorKind(
+    "ERROR_REQUEST_TOO_LARGE", "The request body is too large. (limit = {limit} bytes)", INVALID_ARGUMENT
 )
 ERROR_UNKNOWN = ErrorKind(
     "ERROR_UNKNOWN", "Internal error; it has been logged. (reference = {reference})", INTERNAL

@@ -5,18 +5,22 @@
 template (``/cost-analysis/v1/job-task/get``), never the raw URL, so the
 number of series stays bounded; a request no route matched is ``unmatched``.
 The middleware is plain ASGI, so streamed responses pass through untouched.
-``/metrics`` asks for no token, like any Prometheus endpoint: it holds counts,
-never a domain's data.
+``/metrics`` holds counts across every tenant (the tasks and jobs gauges), so
+it answers only to ``Authorization: Bearer <JOBTASK_API_METRICS_TOKEN>``
+(Prometheus' ``authorization`` of a scrape config), a token of its own that
+reads no domain; without that setting the API does not serve it (404).
 """
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
+from worker.contract.errors import ERROR_AUTHENTICATE_FAILURE
 from worker.observe.gauges import StoreGauges
 from worker.observe.metrics import HTTP_SECONDS_BUCKETS, process_registry
 
@@ -69,17 +73,29 @@ class RequestMetrics:
             self.metrics.observe(path, status["code"], time.perf_counter() - started)
 
 
-def add_metrics(app, db_of: Callable[[], Any]) -> HttpMetrics:
-    """Count ``app``'s requests and serve ``GET /metrics`` (FastAPI app)."""
+def scrape_allowed(authorization: str | None, token: str) -> bool:
+    """Whether ``authorization`` is ``Bearer <token>``, compared in constant time."""
+    scheme, _, sent = (authorization or "").strip().partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(), token.encode())
+
+
+def add_metrics(app, db_of: Callable[[], Any], token: str | None) -> HttpMetrics:
+    """Count ``app``'s requests, and serve ``GET /metrics`` to ``token``'s bearer when there is one (FastAPI app)."""
     from fastapi.concurrency import run_in_threadpool  # noqa: PLC0415 - only the API needs it
-    from fastapi.responses import Response  # noqa: PLC0415
+    from fastapi.responses import JSONResponse, Response  # noqa: PLC0415
 
     metrics = HttpMetrics(db_of)
     app.add_middleware(RequestMetrics, metrics=metrics)
+    if token is None:
+        return metrics
 
-    @app.get("/metrics", include_in_schema=False)
-    async def prometheus_metrics() -> Response:
+    async def prometheus_metrics(request) -> Response:
+        if not scrape_allowed(request.headers.get("authorization"), token):
+            refused = ERROR_AUTHENTICATE_FAILURE(message="send 'Authorization: Bearer <JOBTASK_API_METRICS_TOKEN>'")
+            return JSONResponse({"detail": refused.detail()}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
         body = await run_in_threadpool(metrics.exposition)  # the store gauges may read
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
+    # A plain route (the request as its one argument): no parameters to document, and none in /openapi.json.
+    app.router.add_route("/metrics", prometheus_metrics, methods=["GET"], include_in_schema=False)
     return metrics

@@ -5,7 +5,8 @@ Shared by list filters (``worker.read.query``) and aggregate ``match`` stages
 is passed in. The operators are ``worker.read.language.FILTER_OPERATORS``;
 their value rules follow SpaceONE core: list operators need a list, the
 others refuse one; ``contain*`` and ``regex*`` are case-insensitive;
-datetime fields compare as datetimes.
+datetime fields compare as datetimes. A ``regex*`` pattern is taken only if
+it runs in linear time on the store (``worker.read.patterns``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from worker.contract.errors import (
 )
 from worker.read.fields import KeyResolver
 from worker.read.language import FILTER_OPERATORS, ISO_DATETIME, SPELLINGS, TIMEDIFF
+from worker.read.patterns import PatternRefused, check_pattern
 
 # --- values -----------------------------------------------------------------------------
 
@@ -88,16 +90,34 @@ def _text(value: Any, operator: str) -> str:
     return str(value)
 
 
-def _regex(value: Any, operator: str) -> str:
+def _regex(value: Any, operator: str, at: str) -> str:
     if not isinstance(value, str):
         raise ERROR_INVALID_PARAMETER_TYPE(key=f"query.filter ({operator})", type="str")
     try:
-        re.compile(value)
-    except (re.error, RecursionError, OverflowError):
-        raise ERROR_DB_QUERY(
-            reason=f"The value of {operator} operator is not a regular expression. (value = {value})"
+        return check_pattern(value)
+    except PatternRefused as refused:
+        if not refused.compiles:  # SpaceONE's own answer to a text that is no pattern at all
+            raise ERROR_DB_QUERY(
+                reason=f"The value of {operator} operator is not a regular expression. (value = {value})"
+            ) from None
+        raise ERROR_INVALID_PARAMETER(
+            key=f"{at} ({operator})", reason=f"the regular expression {value!r} is refused: {refused}"
         ) from None
-    return value
+
+
+def _regex_in(values: list[Any], at: str) -> str:
+    combined = _any_of([_regex(one, "regex_in", at) for one in values])
+    if len(combined) > MAX_COMBINED_LENGTH:
+        raise ERROR_INVALID_PARAMETER(
+            key=f"{at} (regex_in)", reason=f"the regular expressions are refused: longer than "
+            f"{MAX_COMBINED_LENGTH} characters together"
+        )
+    return combined
+
+
+# The longest pattern a regex_in sends the store, its patterns joined (secantusdb compiles
+# at most 1,000 characters); each alone is at most MAX_PATTERN_LENGTH.
+MAX_COMBINED_LENGTH = 1_000
 
 
 def _any_of(patterns: list[str]) -> str:
@@ -184,11 +204,11 @@ def _condition(operator: str, value: Any, is_datetime: bool, now: datetime, cond
             raise ERROR_OPERATOR_DICT_VALUE_TYPE(operator=operator, condition=condition)
         return {"$elemMatch": value}
     if operator == "regex":
-        return {"$regex": _regex(value, operator), "$options": "i"}
+        return {"$regex": _regex(value, operator, at), "$options": "i"}
     if operator == "regex_in":
         if not value:
             return {"$in": []}
-        return {"$regex": _any_of([_regex(one, operator) for one in value]), "$options": "i"}
+        return {"$regex": _regex_in(value, at), "$options": "i"}
     comparison = _COMPARISONS[operator.split("_", 1)[1]]
     if operator.startswith("datetime_"):
         return {comparison: parse_iso8601(value, f"The value of {operator} operator")}

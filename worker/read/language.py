@@ -97,9 +97,12 @@ TIMEDIFF_DIGITS = {"s": 9, "m": 9, "h": 7, "d": 5, "w": 4}
 _AMOUNT = "|".join(f"[0-9]{{1,{digits}}}{unit}" for unit, digits in TIMEDIFF_DIGITS.items())
 TIMEDIFF = re.compile(rf"^ ?now(/[dwm])? ?([+-] ?({_AMOUNT}))? ?$")
 
-# aggregate.group.keys.date_format: a shortcut of DATE_PARTS, or a $dateToString format whose
-# every % is one of the store's directives.
-DATE_FORMAT = re.compile(r"^(year|month|day|([^%]|%[bdjmuwzBGHLMSUVYZ%])+)$")
+# aggregate.group.keys.date_format: a shortcut of DATE_PARTS, or a $dateToString format of at most
+# 64 parts, each one of the store's specifiers or a plain character (letters, digits, space and
+# . _ : / , -). No '$': the format goes to the store as it is (secantusdb takes no expression
+# there), so it must never read as a field path or variable, as '$domain_id' or '$$NOW' would.
+DATE_SPECIFIERS = "bdjmuwzBGHLMSUVYZ%"
+DATE_FORMAT = re.compile(rf"^(year|month|day|([A-Za-z0-9 ._:/,-]|%[{DATE_SPECIFIERS}]){{1,64}})$")
 
 # SpaceONE's page fields and counts are int32; bigger values could not even reach BSON.
 INT32 = (-(2**31), 2**31 - 1)

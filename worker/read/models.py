@@ -68,6 +68,7 @@ from worker.read.language import (
     STAGE_KEY,
     TIMEDIFF,
 )
+from worker.read.patterns import MAX_PATTERN_LENGTH
 from worker.read.resource import Resource
 
 Schema = dict[str, Any]
@@ -135,7 +136,13 @@ ISO_DATETIME_SCHEMA = _text(
 )
 TIMEDIFF_SCHEMA = _text(TIMEDIFF, "now, now/d, now/w or now/m, optionally + or - a number of s, m (up to 9 "
                         "digits), h (7), d (5) or w (4)")
-REGEX_SCHEMA: Schema = {"type": "string", "format": "regex", "description": "A regular expression, case-insensitive"}
+REGEX_SCHEMA: Schema = {
+    "type": "string", "format": "regex", "maxLength": MAX_PATTERN_LENGTH,
+    "description": "A regular expression, case-insensitive, in RE2's syntax and shaped to run in linear time: "
+    "no backreferences or lookaround, no quantifier or alternation inside a repeated group, nothing after a "
+    "quantifier that can begin like the quantified part, and a long repetition either anchored (^) or unlike "
+    "the pattern's first character",
+}
 TEXT_SCHEMA: Schema = {"type": ["string", "number"], "description": "A text (a number is taken as its text)"}
 
 StageKey = Annotated[str, WithJsonSchema(STAGE_KEY_SCHEMA)]

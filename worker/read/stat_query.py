@@ -7,7 +7,9 @@ the resource's fields (and ``options.*``) before the first
 group/project/count, the names those stages produced after it; group keys
 live under ``_id`` and are resolved there. Every user value inside an
 expression is wrapped in ``$literal`` so a text such as ``"$domain_id"``
-stays a text. The scoped filter always comes first.
+stays a text; a ``date_format``, which the store takes only as a plain text,
+is held to specifiers and plain characters instead (``DATE_FORMAT``: no
+``$``). The scoped filter always comes first.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from worker.read.language import (
     CONDITIONAL_GROUP_OPERATORS,
     DATE_FORMAT,
     DATE_PARTS,
+    DATE_SPECIFIERS,
     GROUP_CONDITION_OPERATORS,
     GROUP_OPERATORS,
     NAME,
@@ -192,8 +195,8 @@ def _date_key(path: str, date_format: Any) -> Any:
     if not DATE_FORMAT.fullmatch(date_format):
         raise ERROR_INVALID_PARAMETER(
             key="aggregate.group.keys.date_format",
-            reason=f"'{date_format}': {', '.join(DATE_PARTS)}, or a format whose every % is one of "
-            "%b %d %j %m %u %w %z %B %G %H %L %M %S %U %V %Y %Z %%",
+            reason=f"'{date_format}': {', '.join(DATE_PARTS)}, or a format of at most 64 parts, each one of "
+            f"{' '.join('%' + one for one in DATE_SPECIFIERS)} or a letter, digit, space or one of . _ : / , -",
         )
     if date_format in DATE_PARTS:
         return {DATE_PARTS[date_format]: f"${path}"}
