@@ -99,9 +99,9 @@ class Consumer(CeleryConsumer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         settings = get_settings()
-        observer = BatchObserver(worker_metrics(), lambda: self.event_dispatcher)
+        observer = BatchObserver(worker_metrics(), self._live_dispatcher)
         self.buffer = Buffer(self.pool, settings.batch_size, settings.batch_interval,
-                             settings.batch_time_limit, observer)
+                             settings.batch_time_limit, observer, stall_after=settings.peer_timeout)
 
     def ensure_connected(self, conn):
         """Reconnect within a second of the broker coming back.
@@ -117,6 +117,41 @@ class Consumer(CeleryConsumer):
 
         conn.ensure_connection = ensure_often
         return super().ensure_connected(conn)
+
+    def _transport(self):
+        """Our transport of the current broker connection (``worker.ingest.transport``), if any."""
+        transport = getattr(self.connection, "transport", None)
+        return transport if hasattr(transport, "connection_lost") else None
+
+    def _live_dispatcher(self):
+        """The event dispatcher, or None while the broker is found silent: no task event then waits on it."""
+        transport = self._transport()
+        return None if transport is not None and transport.silent() else self.event_dispatcher
+
+    def on_connection_error_after_connected(self, exc):
+        """A lost connection: closed without another round trip on it (``transport.Transport.connection_lost``)."""
+        transport = self._transport()
+        if transport is not None:
+            transport.connection_lost()
+        super().on_connection_error_after_connected(exc)
+
+    def _flush_events(self):
+        """Celery's flush of the buffered task events, unless the broker was found silent.
+
+        The event dispatcher has a connection of its own, and keeps an event
+        that the broker did not take (a publish that waited out the socket
+        timeout) for a later flush. Once one was kept, the broker connection
+        is taken for lost (``Transport.check_silence`` drops it soon after),
+        and no flush waits on the silent broker again until the next one.
+        """
+        transport = self._transport()
+        if transport is not None and transport.silent():
+            return
+        super()._flush_events()
+        kept = getattr(self.event_dispatcher, "_outbound_buffer", None)  # Celery's events waiting for the broker
+        if kept and transport is not None:
+            logger.warning("the broker did not take %d task events; taking its connection for lost", len(kept))
+            transport.connection_lost()
 
     def create_task_handler(self, promise=None):
         add = self.buffer.add
