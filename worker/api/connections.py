@@ -12,7 +12,7 @@ from worker.contract.errors import ERROR_DB_UNAVAILABLE
 from worker.settings import Settings
 from worker.store.client import connect
 
-BROKER_TIMEOUT = 2  # seconds: /healthz's broker ping answers within this
+BROKER_TIMEOUT = 1.5  # seconds: /healthz's broker ping gives up after this (worker.api.health)
 
 
 class Connections:
@@ -33,7 +33,9 @@ class Connections:
             with self._lock:
                 if self._db is None:
                     self._db = connect(self.settings.mongo_url, self.settings.mongo_db,
-                                       timeout_ms=self.settings.store_timeout_ms, app="jobtask-api")
+                                       timeout_ms=self.settings.store_timeout_ms, app="jobtask-api",
+                                       socket_timeout_ms=self.settings.store_socket_timeout_ms(
+                                           self.settings.query_time_limit_ms))
         return self._db
 
     def broker(self) -> redis.Redis:
@@ -42,8 +44,10 @@ class Connections:
                 raise RuntimeError("JOBTASK_BROKER_URL is not set")
             with self._lock:
                 if self._broker is None:
-                    self._broker = redis.Redis.from_url(self.settings.broker_url, socket_timeout=BROKER_TIMEOUT,
-                                                        socket_connect_timeout=BROKER_TIMEOUT)
+                    # Its one command is a ping: no health check before it.
+                    options = {**self.settings.redis_options, "socket_timeout": BROKER_TIMEOUT,
+                               "socket_connect_timeout": BROKER_TIMEOUT, "health_check_interval": 0}
+                    self._broker = redis.Redis.from_url(self.settings.broker_url, **options)
         return self._broker
 
     def events(self) -> JobTaskEvents:
@@ -53,7 +57,8 @@ class Connections:
                 raise RuntimeError("JOBTASK_BROKER_URL is not set")
             with self._lock:
                 if self._events is None:
-                    self._events = JobTaskEvents(self.settings.broker_url, self.settings.queue)
+                    self._events = JobTaskEvents(self.settings.broker_url, self.settings.queue,
+                                                 transport_options=self.settings.redis_options)
         return self._events
 
     def close(self) -> None:

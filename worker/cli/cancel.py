@@ -39,7 +39,7 @@ def _cancel(args: argparse.Namespace) -> int:
     if args.reason is not None:
         body["reason"] = args.reason
     db = connect_store(settings)
-    events = JobTaskEvents(settings.broker_url, settings.queue)
+    events = JobTaskEvents(settings.broker_url, settings.queue, transport_options=settings.redis_options)
     try:
         job = cancel_job(
             db, Scope(args.domain, None, ("read", CANCEL)), body, settings,
