@@ -123,10 +123,26 @@ class Consumer(CeleryConsumer):
         transport = getattr(self.connection, "transport", None)
         return transport if hasattr(transport, "connection_lost") else None
 
-    def _live_dispatcher(self):
-        """The event dispatcher, or None while the broker is found silent: no task event then waits on it."""
+    def _broker_found_silent(self) -> bool:
+        """Whether the broker connection was found silent, or the event dispatcher could not publish.
+
+        The dispatcher has a connection of its own, and keeps an event the
+        broker did not take (a publish that waited out the socket timeout)
+        for a later flush: once one is kept, the broker connection is taken
+        for lost too (``Transport.check_silence`` drops it soon after).
+        """
         transport = self._transport()
-        return None if transport is not None and transport.silent() else self.event_dispatcher
+        if transport is None:
+            return False
+        kept = getattr(self.event_dispatcher, "_outbound_buffer", None)  # Celery's events waiting for the broker
+        if kept and not transport.silent():
+            logger.warning("the broker did not take %d task events; taking its connection for lost", len(kept))
+            transport.connection_lost()
+        return transport.silent()
+
+    def _live_dispatcher(self):
+        """The event dispatcher, or None once the broker is found silent: no task event then waits on it."""
+        return None if self._broker_found_silent() else self.event_dispatcher
 
     def on_connection_error_after_connected(self, exc):
         """A lost connection: closed without another round trip on it (``transport.Transport.connection_lost``)."""
@@ -136,22 +152,11 @@ class Consumer(CeleryConsumer):
         super().on_connection_error_after_connected(exc)
 
     def _flush_events(self):
-        """Celery's flush of the buffered task events, unless the broker was found silent.
-
-        The event dispatcher has a connection of its own, and keeps an event
-        that the broker did not take (a publish that waited out the socket
-        timeout) for a later flush. Once one was kept, the broker connection
-        is taken for lost (``Transport.check_silence`` drops it soon after),
-        and no flush waits on the silent broker again until the next one.
-        """
-        transport = self._transport()
-        if transport is not None and transport.silent():
+        """Celery's flush of the buffered task events, unless the broker was found silent (then none waits on it)."""
+        if self._broker_found_silent():
             return
         super()._flush_events()
-        kept = getattr(self.event_dispatcher, "_outbound_buffer", None)  # Celery's events waiting for the broker
-        if kept and transport is not None:
-            logger.warning("the broker did not take %d task events; taking its connection for lost", len(kept))
-            transport.connection_lost()
+        self._broker_found_silent()
 
     def create_task_handler(self, promise=None):
         add = self.buffer.add
