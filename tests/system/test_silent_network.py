@@ -101,9 +101,10 @@ def applied_so_far(pipeline: Pipeline) -> int:
     return pipeline.db[HISTORY].count_documents({"outcome": "applied"})
 
 
-def gauge(port: int, name: str) -> float | None:
-    """One gauge of the worker's metrics; the scrape itself must not wait on a silent peer."""
-    for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text.splitlines():
+def gauge(where: int | str, name: str) -> float | None:
+    """One gauge of a worker's metrics (its port) or the API's (its URL); a scrape must not wait on a silent peer."""
+    base_url = where if isinstance(where, str) else f"http://127.0.0.1:{where}"
+    for line in httpx.get(f"{base_url}/metrics", timeout=5).text.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
     return None
@@ -235,6 +236,7 @@ def healthy(base_url: str) -> bool:
 
 
 def test_healthz_answers_in_time_and_names_the_silent_peer(private_pipeline, broker_proxy, store_proxy):
+    """And the API's metrics say which peer does not answer, each scrape answered at once."""
     pipeline = private_pipeline
     settings = api_settings(store_proxy.store_url, pipeline.db_name, broker_proxy.redis_url,
                             peer_timeout=PEER_TIMEOUT)
@@ -249,8 +251,11 @@ def test_healthz_answers_in_time_and_names_the_silent_peer(private_pipeline, bro
                     body = answer.json()
                     assert body["status"] == "unavailable" and body[other] == "ok", body
                     assert body[silent].startswith(("no answer", "unreachable")), body
+                wait_for(lambda silent=silent: gauge(api.url, f"jobtask_{silent}_up") == 0, timeout=60)
+                assert gauge(api.url, f"jobtask_{other}_up") == 1
             wait_for(lambda: healthy(api.url), timeout=60, interval=0.5)
             recovered(f"/healthz, {silent}", healed)
+            wait_for(lambda silent=silent: gauge(api.url, f"jobtask_{silent}_up") == 1, timeout=60)
 
 
 def test_watchers_hear_of_every_change_after_a_silent_broker(private_pipeline, broker_proxy):

@@ -9,8 +9,9 @@ from pymongo.database import Database
 
 from worker.client import JobTaskEvents
 from worker.contract.errors import ERROR_DB_UNAVAILABLE
+from worker.observe.peers import PeerProbe
 from worker.settings import Settings
-from worker.store.client import connect
+from worker.store.client import connect, ping
 
 BROKER_TIMEOUT = 1.5  # seconds: /healthz's broker ping gives up after this (worker.api.health)
 
@@ -60,6 +61,14 @@ class Connections:
                     self._events = JobTaskEvents(self.settings.broker_url, self.settings.queue,
                                                  transport_options=self.settings.redis_options)
         return self._events
+
+    def peer_probes(self) -> list[PeerProbe]:
+        """Started probes of the store and the broker, for GET /metrics (``worker.observe.peers``)."""
+        bound = self.settings.peer_timeout
+        probes = [PeerProbe("store", lambda: ping(self.db(), bound), bound)]
+        if self.settings.broker_url:
+            probes.append(PeerProbe("broker", lambda: self.broker().ping(), bound))
+        return [probe.start() for probe in probes]
 
     def close(self) -> None:
         """Close every client; the next request makes new ones (an app whose lifespan restarts)."""

@@ -91,6 +91,10 @@ class PeerGauges(Collector):
     def __init__(self, probes: list[PeerProbe]) -> None:
         self.probes = list(probes)
 
+    def answering(self, peer: str) -> bool:
+        """Whether ``peer`` is up, as far as a probe of it says (True without one: nothing says otherwise)."""
+        return all(probe.up() for probe in self.probes if probe.peer == peer)
+
     def describe(self):
         for peer in PEERS:
             yield GaugeMetricFamily(f"jobtask_{peer}_up", f"Whether the {peer} answers")
