@@ -6,7 +6,8 @@ acknowledgement, a consumer that hands every message to the batch buffer
 JOBTASK_PREFETCH_BATCHES batches per pool process, a Redis visibility
 timeout (JOBTASK_VISIBILITY_TIMEOUT) after which a dead worker's messages
 come back, and a Redis transport that fetches atomically
-(``worker.ingest.transport``). ``celery -A worker beat`` sends the sweep
+(``worker.ingest.transport``), every connection of which gives up on a
+silent broker after JOBTASK_PEER_TIMEOUT. ``celery -A worker beat`` sends the sweep
 (``tasks.sweep``) every JOBTASK_SWEEP_INTERVAL seconds.
 """
 
@@ -27,6 +28,7 @@ def create_app(settings: Settings) -> Celery:
             "JOBTASK_BROKER_URL is not set (make run starts an embedded Redis for you)"
         )
     app = Celery("jobtask", broker=settings.broker_url, include=["tasks.events", "tasks.sweep"])
+    restore_interval = max(0.5, min(10.0, settings.visibility_timeout / 6))
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -44,8 +46,19 @@ def create_app(settings: Settings) -> Celery:
             # Sweep for a dead worker's unacknowledged messages a few times per
             # visibility timeout (kombu's default sweep is every 100 s); each
             # sweep first marks the messages this worker holds as in work.
-            "unacked_restore_interval": max(0.5, min(10.0, settings.visibility_timeout / 6)),
+            "unacked_restore_interval": restore_interval,
             "unacked_restore_throttle": 1,
+            # The sweep's lock, taken for a moment per sweep: one whose taker
+            # never heard back (a connection gone silent) is free again after
+            # a few sweeps, rather than kombu's 300 s without any.
+            "unacked_mutex_expire": max(5, int(3 * restore_interval)),
+            # A silent broker (JOBTASK_PEER_TIMEOUT): every command of the
+            # worker (main and pool processes) and of beat gives up after the
+            # bound, and a BLMOVE unanswered that long past its own timeout
+            # drops the whole connection (worker.ingest.transport), which is
+            # then made again as after any lost connection. Redis has no
+            # AMQP-style heartbeats: these are its means.
+            **settings.redis_options,
         },
         broker_connection_retry_on_startup=True,
         # Through a broker outage of any length: retry for ever (every second,
@@ -117,7 +130,8 @@ def _prepare_store(**_kwargs) -> None:
     settings = get_settings()
     if not settings.mongo_url:
         raise SettingsError("JOBTASK_MONGO_URL is not set (make run starts an embedded store)")
-    db = connect(settings.mongo_url, settings.mongo_db, settings.store_timeout_ms)
+    db = connect(settings.mongo_url, settings.mongo_db, settings.store_timeout_ms,
+                 socket_timeout_ms=settings.store_socket_timeout_ms())
     try:
         retry_transient(lambda: ensure_indexes(db), Backoff(budget=settings.store_retry_budget))
     finally:

@@ -39,11 +39,23 @@ def utc_now_text() -> str:
 
 
 class JobTaskEvents:
-    """Sends lifecycle events as Celery tasks to the worker's queue."""
+    """Sends lifecycle events as Celery tasks to the worker's queue.
 
-    def __init__(self, broker_url: str, queue: str = "job_task_events", app: Celery | None = None) -> None:
+    ``transport_options`` are kombu's for the broker connection; pass
+    ``Settings.redis_options`` (what the API and the CLI do) so that a send
+    to a broker gone silent gives up after JOBTASK_PEER_TIMEOUT, is retried
+    on a new connection as Celery retries a publish, and never hangs. Ignored
+    with ``app``, whose own configuration holds.
+    """
+
+    def __init__(self, broker_url: str, queue: str = "job_task_events", app: Celery | None = None,
+                 transport_options: dict | None = None) -> None:
         self.queue = queue
-        self.app = app or Celery("jobtask-producer", broker=broker_url, set_as_current=False)
+        if app is None:
+            app = Celery("jobtask-producer", broker=broker_url, set_as_current=False)
+            if transport_options:
+                app.conf.broker_transport_options = dict(transport_options)
+        self.app = app
         self.app.conf.update(task_serializer="json", accept_content=["json"])
 
     def send(self, kind: str, **fields: Any) -> str:

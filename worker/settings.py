@@ -8,6 +8,7 @@ with a message that names the variable.
 from __future__ import annotations
 
 import json
+import socket
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -74,6 +75,14 @@ class Settings(BaseSettings):
     store_retry_base: float = Field(default=0.2, gt=0)
     store_retry_cap: float = Field(default=10.0, gt=0)
     store_timeout_ms: int = Field(default=5_000, ge=100)
+    # Silence. A broker or store that stops answering without closing the
+    # connection (a failover to another host, a dropped route or NAT entry) is
+    # noticed within peer_timeout seconds on every long-lived connection of
+    # every process, which is then dropped and made again: socket timeouts,
+    # TCP keepalive and health checks all derive from it (redis_options,
+    # store_socket_timeout_ms). Shorter notices sooner; too short takes a slow
+    # answer (a large batch on a loaded store) for a dead peer and retries it.
+    peer_timeout: float = Field(default=30.0, ge=2, le=600)
     # Events one task accepts. Its document does not grow with them: each
     # batch's events go to the task's log, in one entry of at most batch_size
     # events (worker.store.tasks.MAX_ENTRY_BYTES bounds it far below MongoDB's 16 MiB
@@ -165,6 +174,28 @@ class Settings(BaseSettings):
         return f"jobtask:changes:{self.mongo_db}"
 
     @property
+    def redis_options(self) -> dict:
+        """redis-py's connection options (also kombu's transport options) that bound a silent Redis.
+
+        A command unanswered for ``peer_timeout`` fails (socket timeout); a
+        connection idle for that long is pinged before it is used again
+        (health check); the kernel probes an idle connection after a third of
+        it and gives up on it, or on data it sent that nothing acknowledged,
+        within it (TCP keepalive, TCP_USER_TIMEOUT).
+        """
+        return {
+            "socket_timeout": self.peer_timeout,
+            "socket_connect_timeout": self.peer_timeout,
+            "socket_keepalive": True,
+            "socket_keepalive_options": keepalive_options(self.peer_timeout),
+            "health_check_interval": self.peer_timeout,
+        }
+
+    def store_socket_timeout_ms(self, longest_query_ms: int = 0) -> int:
+        """pymongo's socket timeout: ``peer_timeout``, or longer than the longest query a face allows."""
+        return max(int(self.peer_timeout * 1000), longest_query_ms + 1_000 if longest_query_ms else 0)
+
+    @property
     def batch_time_limit(self) -> float:
         """Seconds after which the pool kills a batch as wedged.
 
@@ -184,6 +215,22 @@ class Settings(BaseSettings):
                 "redelivered while still in work"
             )
         return self
+
+
+def keepalive_options(timeout: float) -> dict[int, int]:
+    """TCP keepalive (and, where the system has it, TCP_USER_TIMEOUT) that notice a dead peer within ``timeout`` s.
+
+    The first probe after a third of it, then three more a ninth apart; the
+    kernel also drops a connection whose sent data stays unacknowledged for
+    ``timeout``. Options the system lacks are left out.
+    """
+    wanted = {
+        "TCP_KEEPIDLE": max(1, int(timeout / 3)),
+        "TCP_KEEPINTVL": max(1, int(timeout / 9)),
+        "TCP_KEEPCNT": 3,
+        "TCP_USER_TIMEOUT": int(timeout * 1000),
+    }
+    return {getattr(socket, name): value for name, value in wanted.items() if hasattr(socket, name)}
 
 
 class SettingsError(SystemExit):

@@ -9,10 +9,11 @@ from pymongo.database import Database
 
 from worker.client import JobTaskEvents
 from worker.contract.errors import ERROR_DB_UNAVAILABLE
+from worker.observe.peers import PeerProbe
 from worker.settings import Settings
-from worker.store.client import connect
+from worker.store.client import connect, ping
 
-BROKER_TIMEOUT = 2  # seconds: /healthz's broker ping answers within this
+BROKER_TIMEOUT = 1.5  # seconds: /healthz's broker ping gives up after this (worker.api.health)
 
 
 class Connections:
@@ -33,7 +34,9 @@ class Connections:
             with self._lock:
                 if self._db is None:
                     self._db = connect(self.settings.mongo_url, self.settings.mongo_db,
-                                       timeout_ms=self.settings.store_timeout_ms, app="jobtask-api")
+                                       timeout_ms=self.settings.store_timeout_ms, app="jobtask-api",
+                                       socket_timeout_ms=self.settings.store_socket_timeout_ms(
+                                           self.settings.query_time_limit_ms))
         return self._db
 
     def broker(self) -> redis.Redis:
@@ -42,8 +45,10 @@ class Connections:
                 raise RuntimeError("JOBTASK_BROKER_URL is not set")
             with self._lock:
                 if self._broker is None:
-                    self._broker = redis.Redis.from_url(self.settings.broker_url, socket_timeout=BROKER_TIMEOUT,
-                                                        socket_connect_timeout=BROKER_TIMEOUT)
+                    # Its one command is a ping: no health check before it.
+                    options = {**self.settings.redis_options, "socket_timeout": BROKER_TIMEOUT,
+                               "socket_connect_timeout": BROKER_TIMEOUT, "health_check_interval": 0}
+                    self._broker = redis.Redis.from_url(self.settings.broker_url, **options)
         return self._broker
 
     def events(self) -> JobTaskEvents:
@@ -53,8 +58,17 @@ class Connections:
                 raise RuntimeError("JOBTASK_BROKER_URL is not set")
             with self._lock:
                 if self._events is None:
-                    self._events = JobTaskEvents(self.settings.broker_url, self.settings.queue)
+                    self._events = JobTaskEvents(self.settings.broker_url, self.settings.queue,
+                                                 transport_options=self.settings.redis_options)
         return self._events
+
+    def peer_probes(self) -> list[PeerProbe]:
+        """Started probes of the store and the broker, for GET /metrics (``worker.observe.peers``)."""
+        bound = self.settings.peer_timeout
+        probes = [PeerProbe("store", lambda: ping(self.db(), bound), bound)]
+        if self.settings.broker_url:
+            probes.append(PeerProbe("broker", lambda: self.broker().ping(), bound))
+        return [probe.start() for probe in probes]
 
     def close(self) -> None:
         """Close every client; the next request makes new ones (an app whose lifespan restarts)."""

@@ -17,6 +17,9 @@ No silent gap, ever:
   to about ``JOBTASK_WATCH_BACKLOG`` entries), or from a stream Redis has
   since lost, gets ``reset``: reload what you show;
 - when the reader loses Redis, every watcher gets ``reset`` once it is back;
+  a Redis gone silent is lost too: each XREAD waits at most half of
+  JOBTASK_PEER_TIMEOUT for entries, and its answer at most the bound beyond
+  that, after which the connection is dropped and made again;
   a watcher too slow to keep up with its queue gets ``reset`` instead of
   the entries it could not take; the worker's own ``reset`` entries (it
   could not publish) reach everyone.
@@ -44,7 +47,7 @@ LOGGER = logging.getLogger("jobtask.api.watch")
 
 QUEUE_SIZE = 1_000  # entries a watcher may lag behind before it is told to reload
 READ_COUNT = 500  # entries per XREAD / XRANGE
-BLOCK_MS = 5_000  # how long one XREAD waits for an entry
+BLOCK_MS = 5_000  # how long one XREAD waits for an entry (at most half of JOBTASK_PEER_TIMEOUT)
 RETRY_SECONDS = 0.5  # between attempts to reach a Redis that went away
 NO_ENTRY = "0-0"
 WATCH_CLIENT = "jobtask-api-watch"  # the name the API's connections carry in Redis's CLIENT LIST
@@ -106,6 +109,7 @@ class ChangeHub:
         self.stream = settings.change_stream
         self.watchers: set[Watcher] = set()
         self.position = NO_ENTRY  # the last entry the reader has read
+        self.block_ms = int(min(BLOCK_MS, settings.peer_timeout * 500))
         self._client: aioredis.Redis | None = None
         self._reader: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -174,9 +178,12 @@ class ChangeHub:
     def _redis(self) -> aioredis.Redis:
         if self._client is None:
             assert self.settings.broker_url is not None  # the API checked it at start
+            # A silent Redis: an answer is overdue after the bound plus an XREAD's
+            # block (every command's timeout, since they share the pool).
+            options = {**self.settings.redis_options,
+                       "socket_timeout": self.block_ms / 1000 + self.settings.peer_timeout}
             pool = aioredis.BlockingConnectionPool.from_url(
-                self.settings.broker_url, max_connections=8, timeout=5,
-                socket_timeout=BLOCK_MS / 1000 + 5, socket_connect_timeout=2, client_name=WATCH_CLIENT,
+                self.settings.broker_url, max_connections=8, timeout=5, client_name=WATCH_CLIENT, **options,
             )
             self._client = aioredis.Redis(connection_pool=pool)
         return self._client
@@ -199,7 +206,8 @@ class ChangeHub:
         lost = False
         while True:
             try:
-                answer = await self._redis().xread({self.stream: self.position}, count=READ_COUNT, block=BLOCK_MS)
+                answer = await self._redis().xread({self.stream: self.position}, count=READ_COUNT,
+                                                   block=self.block_ms)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:

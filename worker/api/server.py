@@ -55,7 +55,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        probes = app.state.metrics.peers.probes = connections.peer_probes()
         yield
+        for probe in probes:
+            probe.stop()
         await hub.close()
         connections.close()
 

@@ -86,7 +86,7 @@ def _replay(db, settings, message_id: str) -> int:
     payload = json.loads(letter["payload"])
     if not settings.broker_url:
         raise SystemExit("jobtask: set JOBTASK_BROKER_URL to replay")
-    events = JobTaskEvents(settings.broker_url, queue=settings.queue)
+    events = JobTaskEvents(settings.broker_url, queue=settings.queue, transport_options=settings.redis_options)
     new_id = events.send_raw(letter["task_name"], payload.get("kwargs", {}), payload.get("args", ()))
     events.close()
     dead_letters.mark_replayed(db, message_id, new_id)

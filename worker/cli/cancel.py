@@ -44,7 +44,7 @@ def _cancel(args: argparse.Namespace) -> int:
         body["reason"] = args.reason
     scope = Scope(args.domain, tuple(args.workspace_ids) if args.workspace_ids else None, ("read", CANCEL))
     db = connect_store(settings)
-    events = JobTaskEvents(settings.broker_url, settings.queue)
+    events = JobTaskEvents(settings.broker_url, settings.queue, transport_options=settings.redis_options)
     try:
         job = cancel_job(
             db, scope, body, settings,

@@ -17,6 +17,7 @@ def connect_store(settings: Settings) -> Database:
     assert settings.mongo_url, "the caller says what to do when JOBTASK_MONGO_URL is unset"
 
     return connect(settings.mongo_url, settings.mongo_db, timeout_ms=settings.store_timeout_ms,
+                   socket_timeout_ms=settings.store_socket_timeout_ms(settings.query_time_limit_ms),
                    app="jobtask-cli")
 
 

@@ -34,6 +34,11 @@ Acknowledgement is what makes delivery at-least-once:
   settlement the broker could not take is retried until it can;
 - at a warm stop, what never reached a pool process is handed back.
 
+A buffer that holds messages but has settled none for longer than
+JOBTASK_PEER_TIMEOUT (``stall_after``) says so in one warning line, with
+what it holds and waits for, and in one more line when it settles again:
+the broker or the store stopped answering, and the worker looks alive.
+
 We wrote this rather than use ``celery-batches``: that package acknowledges a
 batch when its function returns even if it raised, leaves a batch of a lost
 pool process unacknowledged until the visibility timeout, and buffers each
@@ -99,7 +104,7 @@ class Buffer:
     """The main process's messages, from their delivery until their batch is settled."""
 
     def __init__(self, pool, batch_size: int, interval: float, time_limit: float,
-                 observer=None) -> None:
+                 observer=None, stall_after: float | None = None) -> None:
         self.pool = pool
         self.observer = observer  # worker.observe.batches.BatchObserver: metrics, task events, logs
         self.batch_size = batch_size
@@ -113,6 +118,9 @@ class Buffer:
         self.by_id: dict[str, Held] = {}  # the same, by message id
         self.channel: Any = None  # the transport's Channel, once attached
         self.sending = True
+        self.stall_after = stall_after  # seconds of holding without settling before it is logged
+        self.progress_at = time.monotonic()  # last settlement, or when the buffer began to hold
+        self.stalled = False
         self._tick = None
         self.run_batch = symbol_by_name(RUN_BATCH)
 
@@ -145,6 +153,8 @@ class Buffer:
         tag = held.message.delivery_tag
         if tag in self.held_tags:  # pushed twice under one tag: one unacknowledged entry
             return
+        if not self.held_tags:
+            self.progress_at = time.monotonic()
         self.held_tags.add(tag)
         original = self.by_id.get(held.delivery.message_id)
         if original is not None:
@@ -165,6 +175,21 @@ class Buffer:
         if self.in_flight:
             self._give_up_on_silent_batches()
         self.flush()
+        if self.stall_after is not None and self.held_tags:
+            self._note_stall()
+
+    def _note_stall(self) -> None:
+        """One line when the buffer has held messages without settling any for ``stall_after``."""
+        silent_for = time.monotonic() - self.progress_at
+        if self.stalled or self.stall_after is None or silent_for < self.stall_after:
+            return
+        self.stalled = True
+        longest = max((time.monotonic() - work.sent_at for work in self.in_flight.values()), default=0.0)
+        logger.warning(
+            "holding %d messages, none settled for %.0f s (JOBTASK_PEER_TIMEOUT %g s): %d batches in work "
+            "(the oldest for %.0f s), %d settlements the broker has not taken: the store or the broker "
+            "is slow or not answering", len(self.held_tags), silent_for, self.stall_after, len(self.in_flight),
+            longest, len(self.unsettled))
 
     def _give_up_on_silent_batches(self) -> None:
         # The pool kills a batch at its time limit and tells us; one it never
@@ -271,6 +296,10 @@ class Buffer:
             self.held_tags.discard(held.message.delivery_tag)
             self.held_tags.difference_update(copy.delivery_tag for copy in held.copies)
             self.by_id.pop(held.delivery.message_id, None)
+        self.progress_at = time.monotonic()
+        if self.stalled:
+            self.stalled = False
+            logger.info("settling messages again, %d still held", len(self.held_tags))
         return True
 
     def _retry_unsettled(self) -> None:

@@ -46,7 +46,8 @@ def process_database(settings: Settings) -> Database:
             raise RuntimeError("JOBTASK_MONGO_URL is not set")
         _databases.clear()
         _databases[pid] = connect(
-            settings.mongo_url, settings.mongo_db, settings.store_timeout_ms, app="jobtask-worker"
+            settings.mongo_url, settings.mongo_db, settings.store_timeout_ms, app="jobtask-worker",
+            socket_timeout_ms=settings.store_socket_timeout_ms(),
         )
     return _databases[pid]
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import redis
 from pymongo.database import Database
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from worker.contract.changes import JOB, JOB_TASK, change_entry, reset_entry
 from worker.settings import Settings
@@ -30,6 +32,20 @@ from worker.store.tasks import public_tasks
 logger = logging.getLogger(__name__)
 
 BROKER_TIMEOUT = 2.0  # seconds: a broker that does not answer costs a batch this much at most
+
+
+def feed_options(settings: Settings) -> dict:
+    """The broker connection's options: JOBTASK_PEER_TIMEOUT's, with waits of BROKER_TIMEOUT at most.
+
+    A publish waits for the broker while the batch's messages are held, so it
+    gives up sooner than the bound: half of BROKER_TIMEOUT per attempt, and
+    one more attempt on a new connection, so that a connection gone silent
+    (a failover since the last batch) costs no change.
+    """
+    options = settings.redis_options
+    options["socket_timeout"] = options["socket_connect_timeout"] = min(BROKER_TIMEOUT / 2, settings.peer_timeout)
+    options["retry"] = Retry(NoBackoff(), 1)
+    return options
 
 
 class _ProcessFeed:
@@ -45,9 +61,7 @@ class _ProcessFeed:
         assert settings.broker_url is not None  # a worker has one
         if self.owner != (os.getpid(), settings.broker_url) or self.client is None:
             self.owner = (os.getpid(), settings.broker_url)
-            self.client = redis.Redis.from_url(
-                settings.broker_url, socket_timeout=BROKER_TIMEOUT, socket_connect_timeout=BROKER_TIMEOUT
-            )
+            self.client = redis.Redis.from_url(settings.broker_url, **feed_options(settings))
         return self.client
 
     def dropped(self, what: str, exc: Exception) -> None:

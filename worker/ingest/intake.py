@@ -113,9 +113,9 @@ class Consumer(CeleryConsumer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         settings = get_settings()
-        observer = BatchObserver(worker_metrics(), lambda: self.event_dispatcher)
+        observer = BatchObserver(worker_metrics(), self._live_dispatcher)
         self.buffer = Buffer(self.pool, settings.batch_size, settings.batch_interval,
-                             settings.batch_time_limit, observer)
+                             settings.batch_time_limit, observer, stall_after=settings.peer_timeout)
 
     def ensure_connected(self, conn):
         """Reconnect within a second of the broker coming back.
@@ -131,6 +131,46 @@ class Consumer(CeleryConsumer):
 
         conn.ensure_connection = ensure_often
         return super().ensure_connected(conn)
+
+    def _transport(self):
+        """Our transport of the current broker connection (``worker.ingest.transport``), if any."""
+        transport = getattr(self.connection, "transport", None)
+        return transport if hasattr(transport, "connection_lost") else None
+
+    def _broker_found_silent(self) -> bool:
+        """Whether the broker connection was found silent, or the event dispatcher could not publish.
+
+        The dispatcher has a connection of its own, and keeps an event the
+        broker did not take (a publish that waited out the socket timeout)
+        for a later flush: once one is kept, the broker connection is taken
+        for lost too (``Transport.check_silence`` drops it soon after).
+        """
+        transport = self._transport()
+        if transport is None:
+            return False
+        kept = getattr(self.event_dispatcher, "_outbound_buffer", None)  # Celery's events waiting for the broker
+        if kept and not transport.silent():
+            logger.warning("the broker did not take %d task events; taking its connection for lost", len(kept))
+            transport.connection_lost()
+        return transport.silent()
+
+    def _live_dispatcher(self):
+        """The event dispatcher, or None once the broker is found silent: no task event then waits on it."""
+        return None if self._broker_found_silent() else self.event_dispatcher
+
+    def on_connection_error_after_connected(self, exc):
+        """A lost connection: closed without another round trip on it (``transport.Transport.connection_lost``)."""
+        transport = self._transport()
+        if transport is not None:
+            transport.connection_lost()
+        super().on_connection_error_after_connected(exc)
+
+    def _flush_events(self):
+        """Celery's flush of the buffered task events, unless the broker was found silent (then none waits on it)."""
+        if self._broker_found_silent():
+            return
+        super()._flush_events()
+        self._broker_found_silent()
 
     def create_task_handler(self, promise=None):
         add = self.buffer.add

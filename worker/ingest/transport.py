@@ -21,7 +21,16 @@ acknowledge it. This transport instead:
   sweep never takes back a message a live worker is working on (scores are
   the holder's clock, compared with the sweeper's: worker clocks must agree
   to well within the visibility timeout, as kombu already assumes);
-- keeps one long-lived client for these commands.
+- keeps one long-lived client for these commands;
+- notices a silent broker (JOBTASK_PEER_TIMEOUT, the transport option
+  ``socket_timeout``): every command gives up after it, and once one did,
+  or a BLMOVE is still unanswered that long after its own timeout, a
+  connection error is raised in the event loop
+  (``Transport.check_silence``), so that Celery drops the whole
+  connection (every socket of every channel, none of which may answer
+  again) and makes it again with its usual backoff. kombu's own check of the
+  BLMOVE connection, which this replaces, made that one socket again and
+  left the others to time out one by one.
 
 A channel may be given an owner of the messages it delivers (``holdings``:
 the worker's buffer, ``worker.ingest.batching``), which then keeps them across
@@ -39,7 +48,9 @@ from __future__ import annotations
 
 import json
 import logging
+import select
 from collections.abc import Iterable
+from contextlib import contextmanager
 from queue import Empty
 from time import monotonic, time
 from typing import Any
@@ -48,6 +59,7 @@ from kombu.exceptions import InconsistencyError
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 logger = logging.getLogger(__name__)
 
@@ -196,9 +208,10 @@ class QoS(kombu_redis.QoS):
         # Our own held messages first, so that a sweep right after a long
         # broker outage does not take back what we are still working on.
         holdings = self.channel.holdings
-        if holdings is not None:
-            holdings.refresh(self.channel)
-        super().restore_visible(start=start, num=num, interval=interval)
+        with self.channel.noting_silence():
+            if holdings is not None:
+                holdings.refresh(self.channel)
+            super().restore_visible(start=start, num=num, interval=interval)
 
 
 class Channel(kombu_redis.Channel):
@@ -213,6 +226,8 @@ class Channel(kombu_redis.Channel):
         self._fetching_from: str | None = None
         self._commands = None
         self._scripts = {}
+        #: Set once the broker was found silent: nothing more is asked on this channel's sockets.
+        self.silent = False
         super().__init__(*args, **kwargs)
 
     # -- our own commands, on one long-lived client ----------------------------
@@ -223,6 +238,28 @@ class Channel(kombu_redis.Channel):
         if self._commands is None:
             self._commands = self._create_client()
         return self._commands
+
+    @contextmanager
+    def noting_silence(self):
+        """Around a command: one that failed on the connection marks the channel ``silent``.
+
+        A partition silences every socket at once: the next check
+        (``Transport.check_silence``) drops the whole connection, rather
+        than let each pooled socket wait out its own timeout in turn; until
+        then, a command of a silent channel fails at once.
+        """
+        if self.silent:
+            raise RedisTimeoutError("the broker was found silent; its connection is being made again")
+        try:
+            yield
+        except self.connection_errors:
+            self.silent = True
+            raise
+
+    def maybe_refresh_binding_expiry(self):
+        # kombu's timer, every second, for the remote control's expiring queues.
+        with self.noting_silence():
+            super().maybe_refresh_binding_expiry()
 
     def _script(self, source: str):
         if source not in self._scripts:
@@ -237,7 +274,8 @@ class Channel(kombu_redis.Channel):
         """Move up to ``limit`` messages from the queue to unacknowledged, atomically."""
         keys = [self.unacked_key, self.unacked_index_key, *self.queue_lists(queue)]
         try:
-            raw_items = self._script(FETCH)(keys=keys, args=[limit, time(), queue])
+            with self.noting_silence():
+                raw_items = self._script(FETCH)(keys=keys, args=[limit, time(), queue])
         except self.ResponseError as exc:
             # A refused script (out of memory, a read-only replica) must not stop
             # the worker: reconnect with Celery's backoff, as after a lost connection.
@@ -278,7 +316,8 @@ class Channel(kombu_redis.Channel):
         for index in range(max(len(ack_parts), len(push_parts))):
             ack_part = ack_parts[index] if index < len(ack_parts) else []
             push_part = push_parts[index] if index < len(push_parts) else []
-            settle(keys=keys, args=[len(ack_part), *ack_part, *push_part])
+            with self.noting_silence():
+                settle(keys=keys, args=[len(ack_part), *ack_part, *push_part])
         for message in (*acks, *requeues):
             if not isinstance(message, str) and message.channel is not None:
                 message.channel.qos.forget(message.delivery_tag)
@@ -292,7 +331,8 @@ class Channel(kombu_redis.Channel):
         """Mark held messages as still in work (only those still unacknowledged)."""
         now = time()
         for part in chunks(tags):
-            self.commands.zadd(self.unacked_index_key, {tag: now for tag in part}, xx=True)
+            with self.noting_silence():
+                self.commands.zadd(self.unacked_index_key, {tag: now for tag in part}, xx=True)
 
     # -- consuming ------------------------------------------------------------------
 
@@ -352,11 +392,29 @@ class Channel(kombu_redis.Channel):
             raise Empty()
         return payloads[0]
 
+    def unanswered_for(self) -> float:
+        """Seconds a pending BLMOVE has waited past its own timeout with nothing to read (0 if none)."""
+        connection = self._in_poll
+        sock = getattr(connection, "_sock", None) if connection else None
+        if sock is None or self._brpop_sent_at is None:
+            return 0.0
+        overdue = monotonic() - self._brpop_sent_at - (self.brpop_timeout or 0)
+        if overdue <= 0 or select.select([sock], [], [], 0)[0]:  # the answer is there, not yet read
+            return 0.0
+        return overdue
+
     def close(self):
         # A pending BLMOVE is abandoned, not read: it moves nothing, and reading
         # it from a dead server would raise and leave the channel half closed
         # (kombu's close reads it first).
         self._in_poll = None
+        if self.silent:
+            # kombu's close deletes the bindings of auto-delete fanout queues
+            # (the remote control's), each a round trip that a silent broker
+            # makes wait for the socket timeout: they are made again on the
+            # next connection anyway.
+            self.auto_delete_queues.clear()
+            self._disconnect_pools()
         try:
             super().close()
         finally:
@@ -365,3 +423,46 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+    def register_with_event_loop(self, connection, loop):
+        super().register_with_event_loop(connection, loop)
+        bound = connection.client.transport_options.get("socket_timeout")
+        if not bound:  # no bound configured: kombu's own check stays
+            return
+        cycle: Any = self.cycle  # kombu's MultiChannelPoller (typed as kombu's base transport has it)
+        # Under kombu's name for its check, which it cancels for each new connection.
+        old = getattr(cycle, "_brpop_health_tref", None)
+        if old is not None:
+            old.cancel()
+        cycle._brpop_health_tref = loop.call_repeatedly(max(0.5, bound / 10), self.check_silence)
+
+    def silent(self) -> bool:
+        """Whether a channel of this connection was found silent."""
+        return any(channel.silent for channel in (*self.channels, *getattr(self.cycle, "_channels", ())))
+
+    def connection_lost(self) -> None:
+        """The connection failed: its channels close without asking the broker anything more."""
+        for channel in (*self.channels, *getattr(self.cycle, "_channels", ())):
+            channel.silent = True
+
+    def check_silence(self) -> None:
+        """Raise a connection error once a channel's command failed, or its BLMOVE is overdue by its socket timeout.
+
+        Raised in the event loop, it reaches Celery's consumer, which closes
+        this connection and reconnects (``worker.ingest.intake``: every second).
+        """
+        channels: list[Channel] = list(getattr(self.cycle, "_channels", ()))
+        for channel in channels:
+            if channel.silent:
+                self.connection_lost()
+                logger.warning("a command to the broker failed or got no answer within %g s "
+                               "(JOBTASK_PEER_TIMEOUT); dropping the connection to make it again",
+                               channel.socket_timeout)
+                raise RedisTimeoutError("a command to the broker failed or got no answer")
+            overdue = channel.unanswered_for()
+            if channel.socket_timeout and overdue > channel.socket_timeout:
+                self.connection_lost()
+                logger.warning("the broker has not answered for %.0f s (JOBTASK_PEER_TIMEOUT %g s); "
+                               "dropping the connection to make it again",
+                               overdue + (channel.brpop_timeout or 0), channel.socket_timeout)
+                raise RedisTimeoutError(f"no answer from the broker for {overdue:.0f} s past BLMOVE's timeout")

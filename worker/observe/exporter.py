@@ -2,8 +2,11 @@
 
 One ``WorkerMetrics`` per worker process, fed by its main process
 (``batches``), plus the gauges read on scrape (``gauges``): the queue from
-the broker, tasks and jobs per status from the store. The endpoint starts
-once the pool's processes are forked, so none of them inherits its thread.
+the broker, tasks and jobs per status from the store; and whether each
+peer answers (``peers``), from probes which the gauges' reads heed too,
+so that a scrape never waits on a peer known to be silent. The
+endpoint starts once the pool's processes are forked, so none of them
+inherits its threads.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from pymongo.database import Database
 
 from worker.observe.gauges import QueueGauge, StoreGauges
 from worker.observe.metrics import WorkerMetrics, serve
+from worker.observe.peers import PeerGauges, PeerProbe
 from worker.settings import Settings
-from worker.store.client import connect
+from worker.store.client import connect, ping
 
 _lock = threading.Lock()
 _metrics: WorkerMetrics | None = None
@@ -32,7 +36,7 @@ def worker_metrics() -> WorkerMetrics:
 
 
 class _Clients:
-    """The broker and store clients of the gauges, made on the first scrape (after the fork)."""
+    """The broker and store clients of the gauges and the probes, made on first use (after the fork)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -43,16 +47,26 @@ class _Clients:
     def broker(self) -> redis.Redis:
         with self.lock:
             if self._broker is None:
-                self._broker = redis.Redis.from_url(self.settings.broker_url or "", socket_timeout=2,
-                                                    socket_connect_timeout=2)
+                options = {**self.settings.redis_options, "socket_timeout": min(2.0, self.settings.peer_timeout)}
+                self._broker = redis.Redis.from_url(self.settings.broker_url or "", **options)
             return self._broker
 
     def db(self) -> Database:
         with self.lock:
             if self._db is None:
                 self._db = connect(self.settings.mongo_url or "", self.settings.mongo_db,
-                                   self.settings.store_timeout_ms, app="jobtask-metrics")
+                                   self.settings.store_timeout_ms, app="jobtask-metrics",
+                                   socket_timeout_ms=self.settings.store_socket_timeout_ms())
             return self._db
+
+
+def peer_probes(settings: Settings, clients: _Clients) -> list[PeerProbe]:
+    """The broker's and the store's probes (started), each giving up after JOBTASK_PEER_TIMEOUT."""
+    bound = settings.peer_timeout
+    probe_broker = redis.Redis.from_url(settings.broker_url or "", **{**settings.redis_options,
+                                                                      "health_check_interval": 0})
+    return [PeerProbe("broker", probe_broker.ping, bound).start(),
+            PeerProbe("store", lambda: ping(clients.db(), bound), bound).start()]
 
 
 def serve_worker_metrics(settings: Settings, queues: list[str]) -> bool:
@@ -61,6 +75,8 @@ def serve_worker_metrics(settings: Settings, queues: list[str]) -> bool:
         return False
     metrics = worker_metrics()
     clients = _Clients(settings)
-    metrics.registry.register(QueueGauge(clients.broker, queues))
-    metrics.registry.register(StoreGauges(clients.db))
+    broker, store = probes = peer_probes(settings, clients)
+    metrics.registry.register(PeerGauges(probes))
+    metrics.registry.register(QueueGauge(clients.broker, queues, available=broker.up))
+    metrics.registry.register(StoreGauges(clients.db, available=store.up))
     return serve(metrics.registry, settings.metrics_port, settings.metrics_host)

@@ -3,7 +3,10 @@
 A scrape reads at most once per ``max_age`` seconds; in between it answers
 from what it read last, so Prometheus scraping every few seconds (or several
 Prometheus servers) costs the store one aggregate per collection per 15 s at
-most. A read that fails keeps the last numbers and is logged once.
+most. A read that fails keeps the last numbers and is logged once; a
+read whose peer is known not to answer (``available``, from
+``worker.observe.peers``) is not tried, since it would only wait, and the
+last numbers stay too.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ PRIORITY_STEPS = range(1, 10)
 class Cached:
     """A read's last answer, renewed when older than ``max_age`` (thread safe)."""
 
-    def __init__(self, read: Callable[[], dict], max_age: float, what: str) -> None:
-        self.read, self.max_age, self.what = read, max_age, what
+    def __init__(self, read: Callable[[], dict], max_age: float, what: str,
+                 available: Callable[[], bool] | None = None) -> None:
+        self.read, self.max_age, self.what, self.available = read, max_age, what, available
         self.value: dict = {}
         self.read_at: float | None = None
         self.failing = False
@@ -43,7 +47,8 @@ class Cached:
     def get(self) -> dict:
         with self.lock:
             now = time.monotonic()
-            if self.read_at is None or now - self.read_at >= self.max_age:
+            due = self.read_at is None or now - self.read_at >= self.max_age
+            if due and (self.available is None or self.available()):
                 self.read_at = now
                 try:
                     self.value = self.read()
@@ -66,9 +71,12 @@ def statuses_of(rows: list[dict]) -> dict[str, int]:
 class StoreGauges(Collector):
     """``jobtask_tasks{status}`` and ``jobtask_jobs{status}``, from one aggregate each."""
 
-    def __init__(self, db_of: Callable[[], Any], max_age: float = STORE_MAX_AGE) -> None:
-        self.tasks = Cached(lambda: statuses_of(tasks.count_by_status(db_of())), max_age, "tasks per status")
-        self.jobs = Cached(lambda: statuses_of(jobs.count_by_status(db_of())), max_age, "jobs per status")
+    def __init__(self, db_of: Callable[[], Any], max_age: float = STORE_MAX_AGE,
+                 available: Callable[[], bool] | None = None) -> None:
+        self.tasks = Cached(lambda: statuses_of(tasks.count_by_status(db_of())), max_age, "tasks per status",
+                            available)
+        self.jobs = Cached(lambda: statuses_of(jobs.count_by_status(db_of())), max_age, "jobs per status",
+                           available)
 
     def describe(self):
         return [GaugeMetricFamily("jobtask_tasks", "JobTasks per status"),
@@ -97,10 +105,10 @@ class QueueGauge(Collector):
     """``jobtask_queue_messages{queue}``: the broker's waiting messages."""
 
     def __init__(self, broker_of: Callable[[], object], queues: list[str],
-                 max_age: float = QUEUE_MAX_AGE) -> None:
+                 max_age: float = QUEUE_MAX_AGE, available: Callable[[], bool] | None = None) -> None:
         self.queues = list(queues)
         self.cached = Cached(lambda: {queue: waiting_messages(broker_of(), queue) for queue in self.queues},
-                             max_age, "the queue length")
+                             max_age, "the queue length", available)
 
     def describe(self):
         return [GaugeMetricFamily("jobtask_queue_messages", "Messages waiting in the queue")]

@@ -23,12 +23,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from worker.contract.errors import ERROR_AUTHENTICATE_FAILURE
 from worker.observe.gauges import StoreGauges
 from worker.observe.metrics import HTTP_SECONDS_BUCKETS, process_registry
+from worker.observe.peers import PeerGauges
 
 UNMATCHED = "unmatched"
 
 
 class HttpMetrics:
-    """The API process's registry: requests, their time, the store gauges."""
+    """The API process's registry: requests, their time, the store gauges, and whether the peers answer.
+
+    ``peers`` has no probes until the app starts them (``worker.api.server``'s lifespan).
+    """
 
     def __init__(self, db_of: Callable[[], Any]) -> None:
         self.registry = process_registry()
@@ -36,7 +40,9 @@ class HttpMetrics:
                                 ["path", "code"], registry=self.registry)
         self.seconds = Histogram("jobtask_http_request_seconds", "Time to answer an HTTP request, by route",
                                  ["path"], buckets=HTTP_SECONDS_BUCKETS, registry=self.registry)
-        self.registry.register(StoreGauges(db_of))
+        self.peers = PeerGauges([])
+        self.registry.register(self.peers)
+        self.registry.register(StoreGauges(db_of, available=lambda: self.peers.answering("store")))
 
     def observe(self, path: str, code: int, seconds: float) -> None:
         self.requests.labels(path, str(code)).inc()
