@@ -6,6 +6,8 @@ import threading
 
 import redis
 from pymongo.database import Database
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from worker.client import JobTaskEvents
 from worker.contract.errors import ERROR_DB_UNAVAILABLE
@@ -45,9 +47,12 @@ class Connections:
                 raise RuntimeError("JOBTASK_BROKER_URL is not set")
             with self._lock:
                 if self._broker is None:
-                    # Its one command is a ping: no health check before it.
+                    # Its one command is a ping: no health check before it, and no retry
+                    # (redis-py retries three times with a backoff of seconds by default,
+                    # which would outlast /healthz's limit on a peer that refuses).
                     options = {**self.settings.redis_options, "socket_timeout": BROKER_TIMEOUT,
-                               "socket_connect_timeout": BROKER_TIMEOUT, "health_check_interval": 0}
+                               "socket_connect_timeout": BROKER_TIMEOUT, "health_check_interval": 0,
+                               "retry": Retry(NoBackoff(), 0)}
                     self._broker = redis.Redis.from_url(self.settings.broker_url, **options)
         return self._broker
 
