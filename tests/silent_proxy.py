@@ -22,10 +22,11 @@ address around the proxy).
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from tests.tcp_proxy import TcpProxy, close_all
 
 CHUNK = 65536
 
@@ -35,34 +36,20 @@ class _Session:
     client: socket.socket
     server: socket.socket | None  # None: accepted while unserved, never connected on
     silent: bool = False
-    sockets: list[socket.socket] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.sockets = [sock for sock in (self.client, self.server) if sock is not None]
 
     def close(self) -> None:
-        for sock in self.sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
+        close_all(sock for sock in (self.client, self.server) if sock is not None)
 
 
-class SilentProxy:
+class SilentProxy(TcpProxy):
     """Relays TCP to ``target_port`` until told to go silent; see the module docstring."""
 
     def __init__(self, target_port: int, host: str = "127.0.0.1") -> None:
-        self.target = (host, target_port)
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind((host, 0))
-        self.listener.listen(128)
-        self.port = self.listener.getsockname()[1]
-        self.lock = threading.Lock()
+        super().__init__(target_port, host, backlog=128)
         self.sessions: list[_Session] = []
         self.serving = True
         self.sessions_served = 0
-        self.running = True
-        threading.Thread(target=self._accept, name=f"silent-proxy-{self.port}", daemon=True).start()
+        self.start()
 
     @property
     def redis_url(self) -> str:
@@ -85,8 +72,7 @@ class SilentProxy:
             self.serving = True
 
     def close(self) -> None:
-        self.running = False
-        self.listener.close()
+        self.stop_listening()
         with self.lock:
             sessions, self.sessions = self.sessions, []
         for session in sessions:
@@ -94,29 +80,22 @@ class SilentProxy:
 
     # -- relaying ------------------------------------------------------------------
 
-    def _accept(self) -> None:
-        while self.running:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
+    def accepted(self, client: socket.socket) -> None:
+        with self.lock:
+            serving = self.serving
+        server = None
+        if serving:
+            server = self.connect_target()
+            if server is None:
+                client.close()
                 return
-            with self.lock:
-                serving = self.serving
-            server = None
-            if serving:
-                try:
-                    server = socket.create_connection(self.target, timeout=5)
-                    server.settimeout(None)
-                except OSError:
-                    client.close()
-                    continue
-            session = _Session(client, server, silent=not serving)
-            with self.lock:
-                self.sessions.append(session)
-                self.sessions_served += serving
-            threading.Thread(target=self._relay, args=(session, client, server), daemon=True).start()
-            if server is not None:
-                threading.Thread(target=self._relay, args=(session, server, client), daemon=True).start()
+        session = _Session(client, server, silent=not serving)
+        with self.lock:
+            self.sessions.append(session)
+            self.sessions_served += serving
+        threading.Thread(target=self._relay, args=(session, client, server), daemon=True).start()
+        if server is not None:
+            threading.Thread(target=self._relay, args=(session, server, client), daemon=True).start()
 
     def _relay(self, session: _Session, source: socket.socket, sink: socket.socket | None) -> None:
         while True:

@@ -22,13 +22,14 @@ worker's real pymongo speaks to a real server through real sockets.
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import struct
 import threading
 from dataclasses import dataclass, field
 
 import bson
+
+from tests.tcp_proxy import TcpProxy, close_all
 
 OP_MSG = 2013
 HEADER = struct.Struct("<iiii")  # messageLength, requestID, responseTo, opCode
@@ -162,28 +163,18 @@ class _Link:
 
     def close(self) -> None:
         self.closed = True
-        for sock in (self.client, self.server):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
+        close_all((self.client, self.server))
 
 
-class StoreProxy:
+class StoreProxy(TcpProxy):
     """Relays the MongoDB wire protocol to ``target_port``; fails what it is told to."""
 
     def __init__(self, target_port: int, host: str = "127.0.0.1") -> None:
-        self.target = (host, target_port)
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind((host, 0))
-        self.listener.listen(64)
-        self.port = self.listener.getsockname()[1]
-        self.lock = threading.Lock()
+        super().__init__(target_port, host)
         self.links: list[_Link] = []
         self.faults: list[Fault] = []
         self.fired: list[tuple[str, str, str]] = []  # (command, collection, mode) of each fault
-        self.running = True
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.start()
 
     @property
     def url(self) -> str:
@@ -203,29 +194,21 @@ class StoreProxy:
             link.close()
 
     def close(self) -> None:
-        self.running = False
-        self.listener.close()
+        self.stop_listening()
         self.cut()
 
     # -- relaying ------------------------------------------------------------------
 
-    def _accept(self) -> None:
-        while self.running:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(self.target, timeout=5)
-                server.settimeout(None)
-            except OSError:
-                client.close()
-                continue
-            link = _Link(client, server)
-            with self.lock:
-                self.links.append(link)
-            threading.Thread(target=self._requests, args=(link,), daemon=True).start()
-            threading.Thread(target=self._replies, args=(link,), daemon=True).start()
+    def accepted(self, client: socket.socket) -> None:
+        server = self.connect_target()
+        if server is None:
+            client.close()
+            return
+        link = _Link(client, server)
+        with self.lock:
+            self.links.append(link)
+        threading.Thread(target=self._requests, args=(link,), daemon=True).start()
+        threading.Thread(target=self._replies, args=(link,), daemon=True).start()
 
     def _take_fault(self, request: Request) -> Fault | None:
         with self.lock:
