@@ -13,23 +13,21 @@ from __future__ import annotations
 from typing import Any
 
 from worker.api.errors import error_response
+from worker.api.middleware import HttpMiddleware
 from worker.contract.errors import ERROR_REQUEST_TOO_LARGE, CodedError
 
 # The largest body a request may have: a query is a few kilobytes; a megabyte is generous.
 MAX_BODY_BYTES = 1_000_000
 
 
-class BodyLimit:
+class BodyLimit(HttpMiddleware):
     """ASGI middleware: refuses a body larger than ``limit`` bytes, on its length or as it streams."""
 
     def __init__(self, app: Any, limit: int = MAX_BODY_BYTES) -> None:
-        self.app = app
+        super().__init__(app)
         self.limit = limit
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Any, receive: Any, send: Any) -> None:
         declared = _content_length(scope)
         if declared is not None and declared > self.limit:
             await self._refuse(scope, receive, send)

@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from worker.api.middleware import HttpMiddleware
 from worker.contract import errors
 from worker.contract.errors import ERROR_INVALID_PARAMETER, ERROR_UNKNOWN, ERROR_UNSUPPORTED_API, CodedError
 
@@ -75,7 +76,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_middleware(UnexpectedErrors)
 
 
-class UnexpectedErrors:
+class UnexpectedErrors(HttpMiddleware):
     """ASGI middleware: an exception no handler took is one logged ``ERROR_UNKNOWN`` (500) with a reference.
 
     Starlette's last resort answers too, but then raises the exception again to
@@ -85,13 +86,7 @@ class UnexpectedErrors:
     middleware (the security headers reach this answer too).
     """
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Any, receive: Any, send: Any) -> None:
         started = False
 
         async def noting(message: Any) -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from worker.api.middleware import HttpMiddleware
+
 NOTHING = "default-src 'none'; frame-ancestors 'none'"
 # FastAPI's /docs (Swagger UI) and /redoc pages: their scripts and styles from jsDelivr, one inline
 # script that starts them, the API's own /openapi.json.
@@ -31,16 +33,10 @@ ALWAYS = {
 }
 
 
-class SecurityHeaders:
+class SecurityHeaders(HttpMiddleware):
     """ASGI middleware: adds the headers above where the answer did not set them itself."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Any, receive: Any, send: Any) -> None:
         policy = DOCS if scope["path"].startswith(DOCS_PATHS) else NOTHING
 
         async def with_headers(message: Any) -> None:
