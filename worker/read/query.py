@@ -92,9 +92,12 @@ def _one_of(either: list[dict[str, Any]]) -> dict[str, Any]:
     return {"$or": either}
 
 
+# Values whose equality is the same bare as under $eq (a bare list or document would match otherwise).
+_SCALARS = (str, int, float, bool, datetime)
+
+
 def _equal_scalar(condition: Any) -> bool:
-    return (isinstance(condition, dict) and set(condition) == {"$eq"}
-            and isinstance(condition["$eq"], (str, int, float, bool, datetime)))
+    return isinstance(condition, dict) and set(condition) == {"$eq"} and isinstance(condition["$eq"], _SCALARS)
 
 
 def _equal_text(condition: Any) -> bool:
@@ -183,7 +186,6 @@ def _implied_readers(clauses: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 _RANGES = frozenset({"$lt", "$lte", "$gt", "$gte"})
-_SCALARS = (str, int, float, bool, datetime)
 _MILLISECOND = timedelta(milliseconds=1)
 
 
@@ -202,7 +204,7 @@ def _plannable(condition: Any) -> Any:
     """
     if not isinstance(condition, dict):
         return condition
-    if set(condition) == {"$eq"} and isinstance(condition["$eq"], _SCALARS):
+    if _equal_scalar(condition):
         return condition["$eq"]
     if not _is_range(condition):
         return condition
