@@ -275,7 +275,8 @@ def test_documents_an_earlier_version_wrote_get_their_reader_keys_at_start(recor
                                    data_source_id="ds-1", **placement)
                           for n, placement in enumerate([{"resource_group": "DOMAIN"},
                                                          {"resource_group": "WORKSPACE", "workspace_id": "ws-1"},
-                                                         {"resource_group": "WORKSPACE", "workspace_id": "ws-2"}])],
+                                                         {"resource_group": "WORKSPACE", "workspace_id": "ws-2"},
+                                                         {}])],
                   uuid.uuid4().hex, max_events=1_000)
     # As an earlier version left them: no reader key, and the index on workspace_id it made.
     for collection in ("job_tasks", "jobs"):
@@ -288,8 +289,11 @@ def test_documents_an_earlier_version_wrote_get_their_reader_keys_at_start(recor
     ensure_indexes(db)
     recorder.on = False
     assert "domain_workspace_id_created" not in db.job_tasks.index_information()
+    # Every document has its key now (a task placed nowhere is domain-level): the next start finds none to give.
+    assert db.job_tasks.find_one({"_id": "job-task-old3"})["_reader"] == "*"
+    assert db.job_tasks.count_documents({"_reader": None}) == db.jobs.count_documents({"_reader": None}) == 0
     seen = list_items(JOB_TASK, db, workspace, {}, Settings())
-    assert {row["job_task_id"] for row in seen["results"]} == {"job-task-old0", "job-task-old1"}
+    assert {row["job_task_id"] for row in seen["results"]} == {"job-task-old0", "job-task-old1", "job-task-old3"}
     assert get_item(JOB, db, workspace, {"job_id": "job-old"}, Settings())["job_id"] == "job-old"
     found = scans(db, recorder.commands)
     assert found == [], "\n".join(found)

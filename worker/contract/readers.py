@@ -12,14 +12,19 @@ workspace named like the marker from reading what it should not.
 from __future__ import annotations
 
 DOMAIN_READERS = "*"
+NO_WORKSPACE_READERS = ""
 READER_FIELD = "_reader"
 
 
-def reader_key(resource_group: str | None, workspace_id: str | None) -> str | None:
-    """The key of a document placed so; None: no workspace token reads it (a domain token does)."""
+def reader_key(resource_group: str | None, workspace_id: str | None) -> str:
+    """The key of a document placed so; empty: no workspace token reads it (a domain token does).
+
+    Never null, so that a document without the key (an earlier version's)
+    is told apart from one no workspace reads.
+    """
     if resource_group == "DOMAIN":
         return DOMAIN_READERS
-    return f"ws:{workspace_id}" if workspace_id else None
+    return f"ws:{workspace_id}" if workspace_id else NO_WORKSPACE_READERS
 
 
 def readers_of(workspace_ids: tuple[str, ...]) -> list[str]:

@@ -112,15 +112,15 @@ def give_readers(collection: Collection) -> None:
     """Give the documents an earlier version wrote their reader key, once.
 
     Looked for per domain on the reader index (a document without the key is
-    indexed as null), so that a start finds nothing to do on an index rather
-    than by reading every document.
+    indexed as null, and the key is never null), so that a start finds
+    nothing to do on an index rather than by reading every document.
     """
     for domain_id in domains_in(collection):
-        missing = list(collection.find({"domain_id": domain_id, READER_FIELD: None},
-                                       {"workspace_id": 1, "resource_group": 1, READER_FIELD: 1}))
+        missing = collection.find({"domain_id": domain_id, READER_FIELD: None},
+                                  {"workspace_id": 1, "resource_group": 1})
         updates = [UpdateOne({"_id": doc["_id"], READER_FIELD: None},
                              {"$set": {READER_FIELD: reader_key(doc.get("resource_group"), doc.get("workspace_id"))}})
-                   for doc in missing if READER_FIELD not in doc]
+                   for doc in missing]
         if updates:
             collection.bulk_write(updates, ordered=False)
             logger.info("gave %d documents of %s in %s their reader key", len(updates), collection.name, domain_id)

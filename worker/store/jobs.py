@@ -111,7 +111,7 @@ def _public(state: JobState) -> tuple[dict, dict]:
             {name: "" for name, value in fields.items() if value is None})
 
 
-def _reader(state: JobState) -> str | None:
+def _reader(state: JobState) -> str:
     return reader_key(state.resource_group, state.workspace_id)
 
 
