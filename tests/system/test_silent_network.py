@@ -64,7 +64,7 @@ def partitioned(proxy: SilentProxy, what: str):
     """Silence ``proxy`` for UNSERVED seconds around the block, then heal; yields the heal's time on exit."""
     healed: dict[str, float] = {}
     proxy.partition()
-    started = time.monotonic()
+    started = healed["silenced"] = time.monotonic()
     try:
         yield healed
     finally:
@@ -73,6 +73,10 @@ def partitioned(proxy: SilentProxy, what: str):
         healed["at"] = time.monotonic()
         healed["served"] = proxy.sessions_served
         print(f"\n{what}: healed after {time.monotonic() - started:.1f} s of silence")
+
+
+def noticed(what: str, healed: dict) -> None:
+    print(f"noticed {what}: {time.monotonic() - healed['silenced']:.1f} s after the silence began")
 
 
 def recovered(what: str, healed: dict) -> None:
@@ -161,7 +165,9 @@ def test_an_idle_worker_whose_broker_went_silent_takes_the_next_event(private_pi
         pipeline.events.send_raw("job_task.created", created_event("job-task-during"))
         # Long enough for the worker to find its broker silent (a command, or its waiting BLMOVE, unanswered).
         wait_for(lambda: "dropping the connection to make it again" in worker.log(), timeout=60)
+        noticed("broker, idle worker (connection dropped)", healed)
         wait_for(lambda: gauge(port, "jobtask_broker_up") == 0, timeout=60)
+        noticed("broker, idle worker (jobtask_broker_up 0)", healed)
         assert gauge(port, "jobtask_store_up") == 1
     pipeline.events.send_raw("job_task.created", created_event("job-task-lone"))
     wait_for(lambda: pipeline.task("job-task-during") and pipeline.task("job-task-lone"), timeout=120)
@@ -193,6 +199,7 @@ def test_a_store_gone_silent_mid_stream_is_survived_and_said(private_pipeline, s
         for name, kwargs in during:
             pipeline.events.send_raw(name, kwargs)
         wait_for(lambda: "none settled for" in worker.log(), timeout=60)
+        noticed("store, mid-stream (the stall line)", healed)
     pipeline.wait_until_idle(timeout=180)
     recovered("store, mid-stream", healed)
 
@@ -256,6 +263,7 @@ def test_healthz_answers_in_time_and_names_the_silent_peer(private_pipeline, bro
                     assert body["status"] == "unavailable" and body[other] == "ok", body
                     assert body[silent].startswith(("no answer", "unreachable")), body
                 wait_for(lambda silent=silent: gauge(api.url, f"jobtask_{silent}_up") == 0, timeout=60)
+                noticed(f"{silent}, API (jobtask_{silent}_up 0)", healed)
                 assert gauge(api.url, f"jobtask_{other}_up") == 1
             wait_for(lambda: healthy(api.url), timeout=60, interval=0.5)
             recovered(f"/healthz, {silent}", healed)
